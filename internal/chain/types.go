@@ -1,0 +1,123 @@
+// Package chain runs a customer request through classification, file upload, the CRM, the task
+// tracker and the admin notification. It declares the small interfaces it needs and knows no
+// concrete backend: cmd/ picks them.
+package chain
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/figurative/figsupport/internal/classify"
+	"github.com/figurative/figsupport/internal/payload"
+)
+
+// Contact is a CRM contact.
+type Contact struct {
+	ID      string `json:"id"`
+	Email   string `json:"email"`
+	Created bool   `json:"created"` // true when this call created it
+}
+
+// Ticket is a CRM ticket as the chain sees it.
+type Ticket struct {
+	ID             string    `json:"id"`
+	Subject        string    `json:"subject"`
+	Stage          string    `json:"stage"`
+	ContactID      string    `json:"contact_id,omitempty"`
+	Classification string    `json:"classification,omitempty"`
+	FileURLs       []string  `json:"fichiers_urls,omitempty"`
+	SubtaskID      string    `json:"clickup_subtask_id,omitempty"`
+	LastActivity   time.Time `json:"last_activity"`
+	URL            string    `json:"url"`
+}
+
+// TicketInput is what creating a ticket needs.
+type TicketInput struct {
+	ContactID      string
+	Subject        string
+	Content        string
+	Classification string
+	FileURLs       []string
+	At             time.Time // when the customer wrote
+}
+
+// Note is a note on a ticket or, when TicketID is empty, on a contact. Body is plain text: a backend
+// that stores HTML escapes it.
+type Note struct {
+	TicketID  string
+	ContactID string
+	Title     string
+	Body      string
+	FileURLs  []string
+	At        time.Time
+}
+
+// ErrNotFound is returned (wrapped) by backends when an object does not exist.
+var ErrNotFound = errors.New("not found")
+
+// CRM is the customer database: HubSpot, or the embedded SQLite one.
+type CRM interface {
+	// FindOrCreateContact returns the contact with that (normalised) e-mail, creating it if needed.
+	FindOrCreateContact(ctx context.Context, email, name string) (Contact, error)
+	// FindOpenTicket returns the contact's most recently active ticket whose stage is in stages and
+	// whose last activity is at or after since; nil when there is none.
+	FindOpenTicket(ctx context.Context, contactID string, stages []string, since time.Time) (*Ticket, error)
+	// GetTicket reads one ticket by id, consistently (no search index); ErrNotFound when absent.
+	GetTicket(ctx context.Context, id string) (Ticket, error)
+	CreateTicket(ctx context.Context, in TicketInput) (Ticket, error)
+	// AppendFileURLs adds urls to the ticket's fichiers_urls, keeping the earlier ones.
+	AppendFileURLs(ctx context.Context, ticketID string, urls []string) error
+	SetSubtaskID(ctx context.Context, ticketID, subtaskID string) error
+	AddNote(ctx context.Context, n Note) (id string, err error)
+	CloseTicket(ctx context.Context, ticketID string) error
+	TicketURL(ticketID string) string
+}
+
+// Subtask is a task-tracker subtask.
+type Subtask struct {
+	ID  string `json:"id"`
+	URL string `json:"url"`
+}
+
+// Tasks is the task tracker: ClickUp, or the embedded one.
+type Tasks interface {
+	// CreateSubtask creates a subtask under the configured parent. markdown is its description.
+	CreateSubtask(ctx context.Context, name, markdown string) (Subtask, error)
+	// AppendSubtask adds markdown to the end of the subtask's description, keeping what was there.
+	AppendSubtask(ctx context.Context, id, markdown string) (Subtask, error)
+}
+
+// Files stores a request's attachments and returns where they are.
+type Files interface {
+	// Upload stores every file under a prefix made of the request's key and time, in parallel and
+	// streamed; a failed file fails the call with the file's name in the error.
+	Upload(ctx context.Context, requestKey string, at time.Time, files []payload.File) ([]payload.StoredFile, error)
+}
+
+// Notification is what the admin is told about a processed request.
+type Notification struct {
+	Classification string
+	CustomerEmail  string
+	CustomerName   string
+	Subject        string
+	Body           string
+	TicketID       string
+	TicketURL      string
+	IsNewTicket    bool
+	SubtaskID      string
+	SubtaskURL     string
+	Files          []payload.StoredFile
+	ReceivedAt     time.Time
+	RequestKey     string
+}
+
+// Notifier tells the admin.
+type Notifier interface {
+	Notify(ctx context.Context, n Notification) error
+}
+
+// Classifier decides SUPPORT or MODELISATION.
+type Classifier interface {
+	Classify(ctx context.Context, r *payload.Request) classify.Result
+}
