@@ -1,0 +1,68 @@
+// Package sqlite opens the one SQLite file of the data dir (pure Go, no cgo) with the settings every
+// user of it needs, and applies each component's schema migrations once.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net/url"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// Open opens (creating if needed) the database at path: WAL so readers never block the writer,
+// a busy timeout so concurrent processes wait instead of failing, immediate transactions so two
+// writers never deadlock on a read-to-write upgrade.
+func Open(path string) (*sql.DB, error) {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(15000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(4)
+	if err := db.Ping(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if _, err := db.Exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+		component TEXT NOT NULL PRIMARY KEY,
+		version   INTEGER NOT NULL)`); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("create schema_migrations: %w", err)
+	}
+	return db, nil
+}
+
+// Migrate applies the steps of component that are not applied yet, each in its own transaction;
+// steps are append-only: never edit one that has shipped.
+func Migrate(ctx context.Context, db *sql.DB, component string, steps []string) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrate %s: %w", component, err)
+	}
+	defer tx.Rollback()
+	var v int
+	err = tx.QueryRowContext(ctx, `SELECT version FROM schema_migrations WHERE component = ?`, component).Scan(&v)
+	if err != nil && err != sql.ErrNoRows {
+		return fmt.Errorf("migrate %s: %w", component, err)
+	}
+	if v > len(steps) {
+		return fmt.Errorf("migrate %s: database schema version %d is newer than this binary's %d", component, v, len(steps))
+	}
+	for i := v; i < len(steps); i++ {
+		if _, err := tx.ExecContext(ctx, steps[i]); err != nil {
+			return fmt.Errorf("migrate %s to version %d: %w", component, i+1, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations(component, version) VALUES(?, ?)
+		ON CONFLICT(component) DO UPDATE SET version = excluded.version`, component, len(steps)); err != nil {
+		return fmt.Errorf("migrate %s: %w", component, err)
+	}
+	return tx.Commit()
+}
