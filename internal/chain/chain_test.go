@@ -1,0 +1,302 @@
+package chain_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/figurative/figsupport/internal/chain"
+	"github.com/figurative/figsupport/internal/chain/chaintest"
+	"github.com/figurative/figsupport/internal/payload"
+)
+
+var t0 = time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
+
+func counts(t *testing.T, h *chaintest.Harness) (contacts, tickets, notes, subtasks int) {
+	t.Helper()
+	c, tk, n, s, err := h.Local.Counts(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, tk, n, s
+}
+
+func TestThreading(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name      string
+		second    time.Time // when the follow-up was written
+		email     string    // the follow-up's address
+		closeIt   bool      // close the first ticket before the follow-up
+		wantSame  bool
+		wantNotes int // notes on the first ticket
+	}{
+		{name: "follow-up inside the window joins", second: t0.Add(3 * 24 * time.Hour), email: "client@example.com", wantSame: true, wantNotes: 1},
+		{name: "follow-up on the window's last instant joins", second: t0.Add(14 * 24 * time.Hour), email: "client@example.com", wantSame: true, wantNotes: 1},
+		{name: "follow-up after the window opens a new ticket", second: t0.Add(14*24*time.Hour + time.Second), email: "client@example.com"},
+		{name: "follow-up after closing opens a new ticket", second: t0.Add(time.Hour), email: "client@example.com", closeIt: true},
+		{name: "e-mail case and spaces do not matter", second: t0.Add(time.Hour), email: "  Client@Example.COM ", wantSame: true, wantNotes: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := chaintest.New(t, chaintest.Options{})
+			first, err := h.Chain.Process(ctx, chaintest.Request(t, "client@example.com", "Problème de paiement", t0), chain.RunOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !first.IsNewTicket || first.Status != payload.StatusCreated {
+				t.Fatalf("first request: %+v, want a created ticket", first)
+			}
+			if tt.closeIt {
+				if err := h.Local.CloseTicket(ctx, first.TicketID); err != nil {
+					t.Fatal(err)
+				}
+			}
+			second, err := h.Chain.Process(ctx, chaintest.Request(t, tt.email, "Toujours bloqué", tt.second), chain.RunOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if same := second.TicketID == first.TicketID; same != tt.wantSame {
+				t.Fatalf("follow-up ticket %s, first %s: same = %v, want %v", second.TicketID, first.TicketID, same, tt.wantSame)
+			}
+			if second.IsNewTicket == tt.wantSame {
+				t.Errorf("is_new_ticket = %v, want %v", second.IsNewTicket, !tt.wantSame)
+			}
+			wantStatus := payload.StatusCreated
+			if tt.wantSame {
+				wantStatus = payload.StatusUpdated
+			}
+			if second.Status != wantStatus {
+				t.Errorf("status = %q, want %q", second.Status, wantStatus)
+			}
+			if second.ContactID != first.ContactID {
+				t.Errorf("contact %s, want the same contact %s", second.ContactID, first.ContactID)
+			}
+			notes, err := h.Local.Notes(ctx, first.TicketID, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(notes) != tt.wantNotes {
+				t.Fatalf("notes on the first ticket = %d, want %d", len(notes), tt.wantNotes)
+			}
+			if tt.wantNotes > 0 && !notes[0].Timestamp.Equal(tt.second) {
+				t.Errorf("note timestamp = %v, want received_at %v", notes[0].Timestamp, tt.second)
+			}
+			if h.Notifier.Count() != 2 {
+				t.Errorf("notifications = %d, want 2", h.Notifier.Count())
+			}
+		})
+	}
+}
+
+func TestReplayTouchesNothing(t *testing.T) {
+	ctx := context.Background()
+	h := chaintest.New(t, chaintest.Options{})
+	req := chaintest.Request(t, "a@example.com", "Modéliser ce produit", t0, "chaise.glb")
+	first, err := h.Chain.Process(ctx, req, chain.RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Replayed {
+		t.Fatal("first run marked replayed")
+	}
+	_, tickets, notes, subtasks := counts(t, h)
+	again, err := h.Chain.Process(ctx, chaintest.Request(t, "a@example.com", "Modéliser ce produit", t0, "chaise.glb"), chain.RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !again.Replayed || again.TicketID != first.TicketID || again.SubtaskID != first.SubtaskID {
+		t.Fatalf("replay = %+v, want the stored response of %+v with replayed", again, first)
+	}
+	_, tickets2, notes2, subtasks2 := counts(t, h)
+	if tickets2 != tickets || notes2 != notes || subtasks2 != subtasks || h.Files.Calls != 1 || h.Notifier.Count() != 1 {
+		t.Fatalf("replay wrote something: tickets %d→%d notes %d→%d subtasks %d→%d uploads %d notifications %d",
+			tickets, tickets2, notes, notes2, subtasks, subtasks2, h.Files.Calls, h.Notifier.Count())
+	}
+
+	// --force starts a new run: the message joins the open ticket as a follow-up.
+	forced, err := h.Chain.Process(ctx, chaintest.Request(t, "a@example.com", "Modéliser ce produit", t0, "chaise.glb"), chain.RunOptions{Force: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if forced.Replayed || forced.IsNewTicket || forced.TicketID != first.TicketID {
+		t.Fatalf("forced run = %+v, want a follow-up on %s", forced, first.TicketID)
+	}
+}
+
+func TestSameKeyOtherPayloadConflicts(t *testing.T) {
+	ctx := context.Background()
+	h := chaintest.New(t, chaintest.Options{})
+	a := chaintest.Request(t, "a@example.com", "Bonjour", t0)
+	a.RequestID = "form-42"
+	if _, err := h.Chain.Process(ctx, a, chain.RunOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	b := chaintest.Request(t, "a@example.com", "Autre chose", t0)
+	b.RequestID = "form-42"
+	_, err := h.Chain.Process(ctx, b, chain.RunOptions{})
+	if !errors.Is(err, chain.ErrConflict) {
+		t.Fatalf("err = %v, want ErrConflict", err)
+	}
+}
+
+func TestFailedStepResumesWithoutRepeating(t *testing.T) {
+	ctx := context.Background()
+	h := chaintest.New(t, chaintest.Options{})
+	h.Notifier.Fail = errors.New("smtp: 451 try later")
+	req := chaintest.Request(t, "a@example.com", "Modélisation 3D", t0, "a.glb")
+	resp, err := h.Chain.Process(ctx, req, chain.RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Status != payload.StatusIncomplete || len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "451") {
+		t.Fatalf("resp = %+v, want incomplete with the notification's error", resp)
+	}
+	h.Notifier.Fail = nil
+	again, err := h.Chain.Process(ctx, chaintest.Request(t, "a@example.com", "Modélisation 3D", t0, "a.glb"), chain.RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Replayed || again.Status != payload.StatusCreated || again.TicketID != resp.TicketID || again.SubtaskID != resp.SubtaskID {
+		t.Fatalf("resumed = %+v, want created on the same ticket %s", again, resp.TicketID)
+	}
+	_, tickets, notes, subtasks := counts(t, h)
+	if tickets != 1 || notes != 1 || subtasks != 1 || h.Files.Calls != 1 || h.Notifier.Count() != 1 {
+		t.Fatalf("after resume: tickets %d notes %d subtasks %d uploads %d notifications %d, want 1 each",
+			tickets, notes, subtasks, h.Files.Calls, h.Notifier.Count())
+	}
+}
+
+func TestUploadFailureFailsBeforeTheTicket(t *testing.T) {
+	ctx := context.Background()
+	h := chaintest.New(t, chaintest.Options{})
+	h.Files.Fail = errors.New(`file "plan.stl": fetch: 404`)
+	_, err := h.Chain.Process(ctx, chaintest.Request(t, "a@example.com", "Modélisation", t0, "plan.stl"), chain.RunOptions{})
+	var se *chain.StepError
+	if !errors.As(err, &se) || se.Step != "upload" || !strings.Contains(err.Error(), "plan.stl") {
+		t.Fatalf("err = %v, want the upload step's error naming the file", err)
+	}
+	if _, tickets, _, _ := counts(t, h); tickets != 0 {
+		t.Fatalf("%d tickets after a failed upload, want 0", tickets)
+	}
+	h.Files.Fail = nil
+	resp, err := h.Chain.Process(ctx, chaintest.Request(t, "a@example.com", "Modélisation", t0, "plan.stl"), chain.RunOptions{})
+	if err != nil || !resp.IsNewTicket || resp.FilesUploaded != 1 {
+		t.Fatalf("retry = %+v, %v; want a new ticket with the file", resp, err)
+	}
+}
+
+func TestModelisationCreatesAndUpdatesSubtask(t *testing.T) {
+	ctx := context.Background()
+	h := chaintest.New(t, chaintest.Options{})
+	first, err := h.Chain.Process(ctx, chaintest.Request(t, "m@example.com", "Modéliser <b>chaise</b>", t0, "chaise.glb"), chain.RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Classification != payload.Modelisation || first.SubtaskID == "" {
+		t.Fatalf("first = %+v, want MODELISATION with a subtask", first)
+	}
+	tk, err := h.Local.GetTicket(ctx, first.TicketID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tk.SubtaskID != first.SubtaskID || len(tk.FileURLs) != 1 {
+		t.Fatalf("ticket = %+v, want subtask %s and one file URL", tk, first.SubtaskID)
+	}
+	contactNotes, _ := h.Local.Notes(ctx, "", first.ContactID)
+	if len(contactNotes) != 1 {
+		t.Fatalf("contact notes = %d, want 1 (files attached)", len(contactNotes))
+	}
+	second, err := h.Chain.Process(ctx, chaintest.Request(t, "m@example.com", "Voici l'autre vue", t0.Add(time.Hour), "dos.jpg"), chain.RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.TicketID != first.TicketID || second.SubtaskID != first.SubtaskID {
+		t.Fatalf("second = %+v, want the same ticket and subtask", second)
+	}
+	tk, _ = h.Local.GetTicket(ctx, first.TicketID)
+	if len(tk.FileURLs) != 2 || !strings.HasSuffix(tk.FileURLs[0], "chaise.glb") || !strings.HasSuffix(tk.FileURLs[1], "dos.jpg") {
+		t.Fatalf("fichiers_urls = %v, want both files in order", tk.FileURLs)
+	}
+	md, _ := h.Local.SubtaskMarkdown(ctx, first.SubtaskID)
+	for _, want := range []string{"&lt;b&gt;chaise&lt;/b&gt;", "Voici l'autre vue", "dos.jpg", "chaise.glb", "#" + first.TicketID} {
+		if !strings.Contains(md, want) {
+			t.Errorf("subtask markdown lacks %q:\n%s", want, md)
+		}
+	}
+}
+
+func TestConcurrentRequestsOneTicket(t *testing.T) {
+	ctx := context.Background()
+	h := chaintest.New(t, chaintest.Options{})
+	var wg sync.WaitGroup
+	ids := make([]string, 10)
+	errs := make([]error, 10)
+	for i := range 10 {
+		wg.Go(func() {
+			r := chaintest.Request(t, "rush@example.com", "Message "+string(rune('A'+i)), t0.Add(time.Duration(i)*time.Second))
+			resp, err := h.Chain.Process(ctx, r, chain.RunOptions{})
+			errs[i] = err
+			if resp != nil {
+				ids[i] = resp.TicketID
+			}
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	contacts, tickets, notes, _ := counts(t, h)
+	if contacts != 1 || tickets != 1 || notes != 9 {
+		t.Fatalf("contacts %d tickets %d notes %d, want 1, 1 and 9 follow-up notes; ticket ids %v", contacts, tickets, notes, ids)
+	}
+}
+
+// lagCRM hides tickets from search for a while, as HubSpot's index does.
+type lagCRM struct {
+	chain.CRM
+	hidden map[string]bool
+	gets   int
+}
+
+func (l *lagCRM) CreateTicket(ctx context.Context, in chain.TicketInput) (chain.Ticket, error) {
+	t, err := l.CRM.CreateTicket(ctx, in)
+	l.hidden[t.ID] = true
+	return t, err
+}
+
+func (l *lagCRM) FindOpenTicket(ctx context.Context, contactID string, stages []string, since time.Time) (*chain.Ticket, error) {
+	t, err := l.CRM.FindOpenTicket(ctx, contactID, stages, since)
+	if t != nil && l.hidden[t.ID] {
+		return nil, err
+	}
+	return t, err
+}
+
+func (l *lagCRM) GetTicket(ctx context.Context, id string) (chain.Ticket, error) {
+	l.gets++
+	return l.CRM.GetTicket(ctx, id)
+}
+
+func TestFollowUpWhileSearchLags(t *testing.T) {
+	ctx := context.Background()
+	base := chaintest.New(t, chaintest.Options{})
+	lag := &lagCRM{CRM: base.Local, hidden: map[string]bool{}}
+	h := chaintest.New(t, chaintest.Options{CRM: lag, Dir: base.Dir})
+	first, err := h.Chain.Process(ctx, chaintest.Request(t, "lag@example.com", "Bug", t0), chain.RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := h.Chain.Process(ctx, chaintest.Request(t, "lag@example.com", "Précision", t0.Add(time.Second)), chain.RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.TicketID != first.TicketID || lag.gets != 1 {
+		t.Fatalf("follow-up on %s (gets %d), want %s found by id", second.TicketID, lag.gets, first.TicketID)
+	}
+}
