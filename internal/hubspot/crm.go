@@ -1,0 +1,549 @@
+package hubspot
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/figurative/figsupport/internal/backoff"
+	"github.com/figurative/figsupport/internal/chain"
+)
+
+var _ chain.CRM = (*CRM)(nil)
+
+// HubSpot-defined association type ids.
+const (
+	assocTicketToContact = 16
+	assocNoteToContact   = 202
+	assocNoteToTicket    = 228
+)
+
+// Custom ticket properties this backend owns.
+const (
+	PropSubtaskID = "clickup_subtask_id"
+	PropFileURLs  = "fichiers_urls"
+)
+
+// Config is the HubSpot backend's configuration, as plain values.
+type Config struct {
+	Token           string        // HUBSPOT_API_KEY (private app access token)
+	BaseURL         string        // HUBSPOT_BASE_URL; default https://api.hubapi.com
+	HubID           string        // HUBSPOT_HUB_ID, the portal id used in ticket links
+	AppDomain       string        // HUBSPOT_APP_DOMAIN; default app.hubspot.com (EU: app-eu1.hubspot.com)
+	PipelineID      string        // HUBSPOT_PIPELINE_ID; default "0"
+	StageNew        string        // HUBSPOT_STAGE_NEW; default "1"
+	StageClosed     string        // HUBSPOT_STAGE_CLOSED; default "4"
+	OpenStages      []string      // HUBSPOT_OPEN_STAGES; default 1,2 (doctor checks they exist)
+	RequestsPer10s  int           // HUBSPOT_RATE_LIMIT; default 100
+	SearchPerSecond int           // default 5
+	Timeout         time.Duration // HUBSPOT_TIMEOUT, per HTTP attempt; default 30 s
+
+	Retry      backoff.Policy   // zero: backoff.Default
+	HTTPClient *http.Client     // tests; nil for the default
+	Now        func() time.Time // note timestamps when a note has no time; default time.Now
+}
+
+func (c *Config) defaults() {
+	if c.BaseURL == "" {
+		c.BaseURL = DefaultBaseURL
+	}
+	if c.AppDomain == "" {
+		c.AppDomain = "app.hubspot.com"
+	}
+	if c.PipelineID == "" {
+		c.PipelineID = "0"
+	}
+	if c.StageNew == "" {
+		c.StageNew = "1"
+	}
+	if c.StageClosed == "" {
+		c.StageClosed = "4"
+	}
+	if len(c.OpenStages) == 0 {
+		c.OpenStages = []string{"1", "2"}
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// CRM is the HubSpot implementation of chain.CRM.
+type CRM struct {
+	cfg  Config
+	c    *Client
+	memo Memo
+
+	propsMu    sync.Mutex
+	propsReady bool
+}
+
+// New builds the backend. memo remembers that the custom properties exist (the journal in
+// production, NewMemoryMemo in tests); nil means "check once per process".
+func New(cfg Config, memo Memo) (*CRM, error) {
+	cfg.defaults()
+	c, err := NewClient(ClientConfig{
+		Token: cfg.Token, BaseURL: cfg.BaseURL, Timeout: cfg.Timeout, RequestsPer10s: cfg.RequestsPer10s,
+		SearchPerSecond: cfg.SearchPerSecond, Retry: cfg.Retry, HTTPClient: cfg.HTTPClient,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if memo == nil {
+		memo = NewMemoryMemo()
+	}
+	return &CRM{cfg: cfg, c: c, memo: memo}, nil
+}
+
+// Client is the underlying API client.
+func (m *CRM) Client() *Client { return m.c }
+
+// object is a CRM record as the API answers it.
+type object struct {
+	ID           string             `json:"id"`
+	Properties   map[string]*string `json:"properties"`
+	CreatedAt    time.Time          `json:"createdAt"`
+	UpdatedAt    time.Time          `json:"updatedAt"`
+	Archived     bool               `json:"archived"`
+	Associations map[string]struct {
+		Results []struct {
+			ID   string `json:"id"`
+			Type string `json:"type"`
+		} `json:"results"`
+	} `json:"associations"`
+}
+
+func (o *object) prop(name string) string {
+	if v := o.Properties[name]; v != nil {
+		return *v
+	}
+	return ""
+}
+
+type assocType struct {
+	Category string `json:"associationCategory"`
+	TypeID   int    `json:"associationTypeId"`
+}
+
+type assocTo struct {
+	ID string `json:"id"`
+}
+
+type association struct {
+	To    assocTo     `json:"to"`
+	Types []assocType `json:"types"`
+}
+
+func assoc(id string, typeID int) []association {
+	return []association{{To: assocTo{ID: id}, Types: []assocType{{Category: "HUBSPOT_DEFINED", TypeID: typeID}}}}
+}
+
+type createInput struct {
+	Properties   map[string]string `json:"properties"`
+	Associations []association     `json:"associations,omitempty"`
+}
+
+// ---------------------------------------------------------------------------------------------
+// contacts
+
+// FindOrCreateContact creates the contact and, when the e-mail exists (409), takes the id HubSpot
+// names in the conflict: one call either way.
+func (m *CRM) FindOrCreateContact(ctx context.Context, email, name string) (chain.Contact, error) {
+	email = strings.ToLower(strings.TrimSpace(email))
+	if email == "" {
+		return chain.Contact{}, errors.New("hubspot: contact e-mail is empty")
+	}
+	props := map[string]string{"email": email}
+	if first, last := splitName(name); first != "" {
+		props["firstname"] = first
+		if last != "" {
+			props["lastname"] = last
+		}
+	}
+	var o object
+	err := m.c.post(ctx, "/crm/v3/objects/contacts", createInput{Properties: props}, &o)
+	if err == nil {
+		return chain.Contact{ID: o.ID, Email: email, Created: true}, nil
+	}
+	if id, ok := conflictID(err); ok {
+		return chain.Contact{ID: id, Email: email}, nil
+	}
+	if statusOf(err) == http.StatusConflict {
+		// A 409 without an id: read it by e-mail, which is consistent (not the search index).
+		if err := m.c.get(ctx, "/crm/v3/objects/contacts/"+url.PathEscape(email), url.Values{"idProperty": {"email"}}, &o); err != nil {
+			return chain.Contact{}, fmt.Errorf("find contact after conflict: %w", err)
+		}
+		return chain.Contact{ID: o.ID, Email: email}, nil
+	}
+	return chain.Contact{}, fmt.Errorf("create contact: %w", err)
+}
+
+// splitName puts the last word in lastname and the rest in firstname ("Jean Dupont", "Marie Anne
+// de la Tour" → "Marie Anne de la", "Tour" is wrong for particles, but HubSpot users fix names by
+// hand and the e-mail is the identity).
+func splitName(name string) (first, last string) {
+	f := strings.Fields(name)
+	switch len(f) {
+	case 0:
+		return "", ""
+	case 1:
+		return f[0], ""
+	}
+	return strings.Join(f[:len(f)-1], " "), f[len(f)-1]
+}
+
+// ---------------------------------------------------------------------------------------------
+// tickets
+
+var ticketProps = []string{"subject", "content", "hs_pipeline", "hs_pipeline_stage", "hs_lastmodifieddate", "createdate", PropFileURLs, PropSubtaskID}
+
+func (m *CRM) ticket(o *object, contactID string) chain.Ticket {
+	t := chain.Ticket{
+		ID:        o.ID,
+		Subject:   o.prop("subject"),
+		Stage:     o.prop("hs_pipeline_stage"),
+		ContactID: contactID,
+		FileURLs:  splitURLs(o.prop(PropFileURLs)),
+		SubtaskID: o.prop(PropSubtaskID),
+		URL:       m.TicketURL(o.ID),
+	}
+	t.Classification, _ = parseClassification(t.Subject)
+	t.LastActivity = parseTime(o.prop("hs_lastmodifieddate"))
+	if t.LastActivity.IsZero() {
+		t.LastActivity = o.UpdatedAt
+	}
+	if c := o.Associations["contacts"]; t.ContactID == "" && len(c.Results) > 0 {
+		t.ContactID = c.Results[0].ID
+	}
+	return t
+}
+
+// parseTime reads HubSpot datetimes: ISO 8601 in object answers, epoch milliseconds in some places.
+func parseTime(v string) time.Time {
+	if v == "" {
+		return time.Time{}
+	}
+	if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
+		return time.UnixMilli(ms).UTC()
+	}
+	t, _ := time.Parse(time.RFC3339Nano, v)
+	return t
+}
+
+// The classification lives in the subject ("[MODELISATION] …"), visible in every HubSpot list and
+// search without a third custom property.
+func subjectWith(classification, subject string) string {
+	if classification == "" {
+		return subject
+	}
+	prefix := "[" + classification + "] "
+	if strings.HasPrefix(subject, prefix) {
+		return subject
+	}
+	return prefix + subject
+}
+
+func parseClassification(subject string) (string, string) {
+	if rest, ok := strings.CutPrefix(subject, "["); ok {
+		if i := strings.Index(rest, "] "); i > 0 && !strings.ContainsAny(rest[:i], " []") {
+			return rest[:i], rest[i+2:]
+		}
+	}
+	return "", subject
+}
+
+func splitURLs(v string) []string {
+	var out []string
+	for _, l := range strings.Split(v, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func mergeURLs(old, add []string) []string {
+	out := append([]string(nil), old...)
+	for _, u := range add {
+		if u = strings.TrimSpace(u); u != "" && !slices.Contains(out, u) {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// CreateTicket creates the ticket associated with its contact in one call. A create whose answer
+// was lost is looked for among the contact's tickets before it is repeated.
+func (m *CRM) CreateTicket(ctx context.Context, in chain.TicketInput) (chain.Ticket, error) {
+	if in.ContactID == "" {
+		return chain.Ticket{}, errors.New("hubspot: ticket needs a contact")
+	}
+	props := map[string]string{
+		"subject":           subjectWith(in.Classification, in.Subject),
+		"content":           in.Content,
+		"hs_pipeline":       m.cfg.PipelineID,
+		"hs_pipeline_stage": m.cfg.StageNew,
+	}
+	if urls := mergeURLs(nil, in.FileURLs); len(urls) > 0 {
+		if err := m.EnsureProperties(ctx); err != nil {
+			return chain.Ticket{}, err
+		}
+		props[PropFileURLs] = strings.Join(urls, "\n")
+	}
+	var o object
+	started := time.Now()
+	req := request{
+		method: http.MethodPost, path: "/crm/v3/objects/tickets",
+		body: createInput{Properties: props, Associations: assoc(in.ContactID, assocTicketToContact)},
+		created: func(ctx context.Context) (bool, error) {
+			return m.findCreated(ctx, "contacts", in.ContactID, "tickets", []string{"subject", "content", "createdate"}, started, &o,
+				func(x *object) bool {
+					return x.prop("subject") == props["subject"] && x.prop("content") == props["content"]
+				})
+		},
+	}
+	if err := m.c.do(ctx, req, &o); err != nil {
+		return chain.Ticket{}, fmt.Errorf("create ticket: %w", err)
+	}
+	t := m.ticket(&o, in.ContactID)
+	if t.FileURLs == nil {
+		t.FileURLs = splitURLs(props[PropFileURLs])
+	}
+	return t, nil
+}
+
+// findCreated looks, through the associations API and a batch read (both consistent, unlike
+// search), for an object of toType associated with fromType/fromID, created since (minus clock
+// skew) and matching. It fills out when found.
+func (m *CRM) findCreated(ctx context.Context, fromType, fromID, toType string, props []string, since time.Time, out *object, match func(*object) bool) (bool, error) {
+	var as struct {
+		Results []struct {
+			ToObjectID json.Number `json:"toObjectId"`
+		} `json:"results"`
+	}
+	if err := m.c.get(ctx, "/crm/v4/objects/"+fromType+"/"+url.PathEscape(fromID)+"/associations/"+toType, url.Values{"limit": {"500"}}, &as); err != nil {
+		return false, err
+	}
+	if len(as.Results) == 0 {
+		return false, nil
+	}
+	// Ids grow with time: the newest are the candidates.
+	ids := make([]string, 0, len(as.Results))
+	for _, r := range as.Results {
+		ids = append(ids, r.ToObjectID.String())
+	}
+	slices.SortFunc(ids, func(a, b string) int {
+		if len(a) != len(b) {
+			return len(b) - len(a)
+		}
+		return strings.Compare(b, a)
+	})
+	if len(ids) > 20 {
+		ids = ids[:20]
+	}
+	type input struct {
+		ID string `json:"id"`
+	}
+	body := struct {
+		Properties []string `json:"properties"`
+		Inputs     []input  `json:"inputs"`
+	}{Properties: props}
+	for _, id := range ids {
+		body.Inputs = append(body.Inputs, input{ID: id})
+	}
+	var res struct {
+		Results []object `json:"results"`
+	}
+	if err := m.c.post(ctx, "/crm/v3/objects/"+toType+"/batch/read", body, &res); err != nil {
+		return false, err
+	}
+	for i := range res.Results {
+		o := &res.Results[i]
+		if o.CreatedAt.After(since.Add(-5*time.Minute)) && match(o) {
+			*out = *o
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+type searchFilter struct {
+	PropertyName string   `json:"propertyName"`
+	Operator     string   `json:"operator"`
+	Value        string   `json:"value,omitempty"`
+	Values       []string `json:"values,omitempty"`
+}
+
+type searchRequest struct {
+	FilterGroups []struct {
+		Filters []searchFilter `json:"filters"`
+	} `json:"filterGroups"`
+	Sorts []struct {
+		PropertyName string `json:"propertyName"`
+		Direction    string `json:"direction"`
+	} `json:"sorts"`
+	Properties []string `json:"properties"`
+	Limit      int      `json:"limit"`
+}
+
+// FindOpenTicket searches the contact's most recently modified ticket of the pipeline whose stage is
+// in stages and last modification at or after since. Search lags writes by seconds: the chain
+// confirms a ticket it remembers with GetTicket before it relies on this.
+func (m *CRM) FindOpenTicket(ctx context.Context, contactID string, stages []string, since time.Time) (*chain.Ticket, error) {
+	if len(stages) == 0 {
+		stages = m.cfg.OpenStages
+	}
+	var sr searchRequest
+	sr.FilterGroups = append(sr.FilterGroups, struct {
+		Filters []searchFilter `json:"filters"`
+	}{Filters: []searchFilter{
+		{PropertyName: "associations.contact", Operator: "EQ", Value: contactID},
+		{PropertyName: "hs_pipeline", Operator: "EQ", Value: m.cfg.PipelineID},
+		{PropertyName: "hs_pipeline_stage", Operator: "IN", Values: stages},
+		{PropertyName: "hs_lastmodifieddate", Operator: "GTE", Value: strconv.FormatInt(since.UnixMilli(), 10)},
+	}})
+	sr.Sorts = append(sr.Sorts, struct {
+		PropertyName string `json:"propertyName"`
+		Direction    string `json:"direction"`
+	}{"hs_lastmodifieddate", "DESCENDING"})
+	sr.Properties = ticketProps
+	sr.Limit = 1
+	var res struct {
+		Total   int      `json:"total"`
+		Results []object `json:"results"`
+	}
+	if err := m.c.post(ctx, "/crm/v3/objects/tickets/search", sr, &res); err != nil {
+		return nil, fmt.Errorf("search open ticket: %w", err)
+	}
+	if len(res.Results) == 0 {
+		return nil, nil
+	}
+	t := m.ticket(&res.Results[0], contactID)
+	return &t, nil
+}
+
+// GetTicket reads a ticket by id (consistent, unlike search), with its contact association.
+func (m *CRM) GetTicket(ctx context.Context, id string) (chain.Ticket, error) {
+	o, err := m.getTicket(ctx, id, true)
+	if err != nil {
+		return chain.Ticket{}, err
+	}
+	return m.ticket(o, ""), nil
+}
+
+func (m *CRM) getTicket(ctx context.Context, id string, withContacts bool) (*object, error) {
+	if id == "" || strings.ContainsAny(id, "/?#") {
+		return nil, fmt.Errorf("get ticket %q: %w", id, chain.ErrNotFound)
+	}
+	q := url.Values{"properties": {strings.Join(ticketProps, ",")}}
+	if withContacts {
+		q.Set("associations", "contacts")
+	}
+	var o object
+	if err := m.c.get(ctx, "/crm/v3/objects/tickets/"+url.PathEscape(id), q, &o); err != nil {
+		if statusOf(err) == http.StatusNotFound {
+			return nil, fmt.Errorf("get ticket %s: %w (%w)", id, chain.ErrNotFound, err)
+		}
+		return nil, fmt.Errorf("get ticket %s: %w", id, err)
+	}
+	if o.Archived {
+		return nil, fmt.Errorf("get ticket %s: archived: %w", id, chain.ErrNotFound)
+	}
+	return &o, nil
+}
+
+func (m *CRM) update(ctx context.Context, id string, props map[string]string) error {
+	var o object
+	if err := m.c.patch(ctx, "/crm/v3/objects/tickets/"+url.PathEscape(id), createInput{Properties: props}, &o); err != nil {
+		if statusOf(err) == http.StatusNotFound {
+			return fmt.Errorf("update ticket %s: %w (%w)", id, chain.ErrNotFound, err)
+		}
+		return fmt.Errorf("update ticket %s: %w", id, err)
+	}
+	return nil
+}
+
+// AppendFileURLs reads the ticket's fichiers_urls and writes them back with the new ones, deduplicated.
+// The chain serialises requests per contact, so nothing else writes the property in between.
+func (m *CRM) AppendFileURLs(ctx context.Context, ticketID string, urls []string) error {
+	if len(mergeURLs(nil, urls)) == 0 {
+		return nil
+	}
+	if err := m.EnsureProperties(ctx); err != nil {
+		return err
+	}
+	o, err := m.getTicket(ctx, ticketID, false)
+	if err != nil {
+		return err
+	}
+	old := splitURLs(o.prop(PropFileURLs))
+	merged := mergeURLs(old, urls)
+	if len(merged) == len(old) {
+		return nil
+	}
+	return m.update(ctx, ticketID, map[string]string{PropFileURLs: strings.Join(merged, "\n")})
+}
+
+// SetSubtaskID stores the ClickUp subtask id on the ticket.
+func (m *CRM) SetSubtaskID(ctx context.Context, ticketID, subtaskID string) error {
+	if err := m.EnsureProperties(ctx); err != nil {
+		return err
+	}
+	return m.update(ctx, ticketID, map[string]string{PropSubtaskID: subtaskID})
+}
+
+// CloseTicket moves the ticket to the closed stage.
+func (m *CRM) CloseTicket(ctx context.Context, ticketID string) error {
+	return m.update(ctx, ticketID, map[string]string{"hs_pipeline_stage": m.cfg.StageClosed})
+}
+
+// TicketURL is the ticket's page in the HubSpot web app.
+func (m *CRM) TicketURL(ticketID string) string {
+	return "https://" + m.cfg.AppDomain + "/contacts/" + url.PathEscape(m.cfg.HubID) + "/record/0-5/" + url.PathEscape(ticketID)
+}
+
+// ---------------------------------------------------------------------------------------------
+// notes
+
+// AddNote creates an HTML note on the ticket (or the contact when TicketID is empty), every piece
+// of customer text escaped, timestamped when the customer wrote.
+func (m *CRM) AddNote(ctx context.Context, n chain.Note) (string, error) {
+	target, typeID, fromType := n.TicketID, assocNoteToTicket, "tickets"
+	if target == "" {
+		target, typeID, fromType = n.ContactID, assocNoteToContact, "contacts"
+	}
+	if target == "" {
+		return "", errors.New("hubspot: note needs a ticket or a contact")
+	}
+	at := n.At
+	if at.IsZero() {
+		at = m.cfg.Now()
+	}
+	props := map[string]string{
+		"hs_note_body": NoteBody(n.Title, n.Body, n.FileURLs, MaxNoteChars),
+		"hs_timestamp": strconv.FormatInt(at.UnixMilli(), 10),
+	}
+	var o object
+	started := time.Now()
+	req := request{
+		method: http.MethodPost, path: "/crm/v3/objects/notes",
+		body: createInput{Properties: props, Associations: assoc(target, typeID)},
+		created: func(ctx context.Context) (bool, error) {
+			return m.findCreated(ctx, fromType, target, "notes", []string{"hs_note_body", "hs_timestamp"}, started, &o,
+				func(x *object) bool {
+					return x.prop("hs_note_body") == props["hs_note_body"] && parseTime(x.prop("hs_timestamp")).Equal(time.UnixMilli(at.UnixMilli()).UTC())
+				})
+		},
+	}
+	if err := m.c.do(ctx, req, &o); err != nil {
+		return "", fmt.Errorf("add note: %w", err)
+	}
+	return o.ID, nil
+}
