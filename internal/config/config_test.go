@@ -1,0 +1,93 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"os"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite .env.example")
+
+// .env.example is generated from Keys so the two can never disagree.
+func TestEnvExampleMatchesKeys(t *testing.T) {
+	const path = "../../.env.example"
+	if *update {
+		if err := os.WriteFile(path, []byte(Example()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != Example() {
+		t.Fatal(".env.example is stale: run go test ./internal/config -update")
+	}
+}
+
+func lookup(m map[string]string) Lookup {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func TestTypedReads(t *testing.T) {
+	v := New(lookup(map[string]string{
+		"FIGSUPPORT_THREAD_WINDOW": "3d",
+		"HUBSPOT_OPEN_STAGES":      " 1 , 2,,3 ",
+		"FIGSUPPORT_MAX_FILES":     "7",
+		"NOTIFICATION_EMAIL":       "a@x.fr; b@y.fr",
+		"SMTP_AUTH":                "XOAUTH2",
+	}))
+	if got := v.Duration("FIGSUPPORT_THREAD_WINDOW"); got != 72*time.Hour {
+		t.Errorf("window = %v", got)
+	}
+	if got := v.Duration("FIGSUPPORT_HASH_TTL"); got != 24*time.Hour {
+		t.Errorf("hash ttl default = %v", got)
+	}
+	if got := v.List("HUBSPOT_OPEN_STAGES"); len(got) != 3 || got[2] != "3" {
+		t.Errorf("stages = %q", got)
+	}
+	if got := v.Int("FIGSUPPORT_MAX_FILES"); got != 7 {
+		t.Errorf("max files = %d", got)
+	}
+	if got := v.Emails("NOTIFICATION_EMAIL"); len(got) != 2 {
+		t.Errorf("emails = %q", got)
+	}
+	if got := v.OneOf("SMTP_AUTH", "login", "plain", "xoauth2", "none"); got != "xoauth2" {
+		t.Errorf("auth = %q", got)
+	}
+	if err := v.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBadValuesNameTheKey(t *testing.T) {
+	tests := []struct {
+		key, val string
+		read     func(*Values)
+	}{
+		{"FIGSUPPORT_THREAD_WINDOW", "two weeks", func(v *Values) { v.Duration("FIGSUPPORT_THREAD_WINDOW") }},
+		{"FIGSUPPORT_MAX_FILES", "-1", func(v *Values) { v.Int("FIGSUPPORT_MAX_FILES") }},
+		{"HUBSPOT_BASE_URL", "ftp://x", func(v *Values) { v.URL("HUBSPOT_BASE_URL") }},
+		{"NOTIFICATION_EMAIL", "admin", func(v *Values) { v.Emails("NOTIFICATION_EMAIL") }},
+		{"SMTP_AUTH", "cram-md5", func(v *Values) { v.OneOf("SMTP_AUTH", "login", "plain", "xoauth2", "none") }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.key, func(t *testing.T) {
+			v := New(lookup(map[string]string{tt.key: tt.val}))
+			tt.read(v)
+			var ce *Error
+			if err := v.Err(); !errors.As(err, &ce) || ce.Key != tt.key || !errors.Is(err, ErrConfig) {
+				t.Fatalf("err = %v, want a config error naming %s", err, tt.key)
+			}
+		})
+	}
+}
+
+func TestRedact(t *testing.T) {
+	v := New(lookup(map[string]string{"HUBSPOT_API_KEY": "pat-na1-secret", "HUBSPOT_HUB_ID": "1234"}))
+	if got := v.Redact("token pat-na1-secret for hub 1234"); got != "token *** for hub 1234" {
+		t.Fatalf("Redact = %q", got)
+	}
+}
