@@ -1,0 +1,310 @@
+package clickup
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/figurative/figsupport/internal/chain"
+)
+
+var _ chain.Tasks = (*Tasks)(nil)
+
+// Task is the part of a ClickUp task this package reads.
+type Task struct {
+	ID                  string  `json:"id"`
+	Name                string  `json:"name"`
+	Description         string  `json:"description"`
+	TextContent         string  `json:"text_content"`
+	MarkdownDescription string  `json:"markdown_description"`
+	URL                 string  `json:"url"`
+	DateCreated         string  `json:"date_created"` // Unix milliseconds, as a string
+	Parent              *string `json:"parent"`
+	Creator             struct {
+		ID int64 `json:"id"`
+	} `json:"creator"`
+	List struct {
+		ID   string `json:"id"`
+		Name string `json:"name"`
+	} `json:"list"`
+	Subtasks []Task `json:"subtasks"`
+}
+
+// Created is date_created as a time, zero when absent.
+func (t Task) Created() time.Time {
+	ms, err := strconv.ParseInt(t.DateCreated, 10, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms)
+}
+
+// Markdown is the task's description, in Markdown when ClickUp returned it.
+func (t Task) Markdown() string {
+	if t.MarkdownDescription != "" {
+		return t.MarkdownDescription
+	}
+	if t.TextContent != "" {
+		return t.TextContent
+	}
+	return t.Description
+}
+
+// TaskURL is the web link of a task when the API did not give one.
+func TaskURL(id string) string { return "https://app.clickup.com/t/" + url.PathEscape(id) }
+
+// GetTask reads one task, its description in Markdown; with subtasks when asked.
+func (c *Client) GetTask(ctx context.Context, id string, withSubtasks bool) (Task, error) {
+	if id == "" {
+		return Task{}, errors.New("clickup: empty task id")
+	}
+	q := url.Values{"include_markdown_description": {"true"}}
+	if withSubtasks {
+		q.Set("include_subtasks", "true")
+	}
+	var t Task
+	err := c.do(ctx, request{method: "GET", path: "/api/v2/task/" + url.PathEscape(id), query: q, idempotent: true}, &t)
+	return t, err
+}
+
+// User is the token's owner.
+type User struct {
+	ID       int64  `json:"id"`
+	Username string `json:"username"`
+	Email    string `json:"email"`
+}
+
+// AuthorizedUser is GET /api/v2/user: who the token belongs to.
+func (c *Client) AuthorizedUser(ctx context.Context) (User, error) {
+	var out struct {
+		User User `json:"user"`
+	}
+	err := c.do(ctx, request{method: "GET", path: "/api/v2/user", idempotent: true}, &out)
+	return out.User, err
+}
+
+// Tasks keeps the support subtasks under one parent task. It implements chain.Tasks.
+type Tasks struct {
+	*Client
+	parent string
+	memo   Memo
+
+	mu     sync.Mutex
+	listID string
+	userID int64
+}
+
+// NewTasks returns the task backend for cfg; CLICKUP_PARENT_TASK_ID is required.
+func NewTasks(cfg Config) (*Tasks, error) {
+	c, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	parent := strings.TrimSpace(cfg.ParentTaskID)
+	if parent == "" {
+		return nil, errors.New("clickup: CLICKUP_PARENT_TASK_ID is empty")
+	}
+	return &Tasks{Client: c, parent: parent, memo: cfg.Memo}, nil
+}
+
+// Parent is the configured parent task id.
+func (t *Tasks) Parent() string { return t.parent }
+
+func (t *Tasks) memoKey() string { return "clickup.list_id." + t.parent }
+
+// ListID is the parent's list, read once and then remembered (in memory and in the Memo).
+func (t *Tasks) ListID(ctx context.Context) (string, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.listID != "" {
+		return t.listID, nil
+	}
+	if t.memo != nil {
+		// A broken memo only costs one GET: read through it.
+		if v, ok, err := t.memo.Get(ctx, t.memoKey()); err == nil && ok && v != "" {
+			t.listID = v
+			return v, nil
+		}
+	}
+	p, err := t.GetTask(ctx, t.parent, false)
+	if err != nil {
+		return "", fmt.Errorf("clickup: read parent task %s: %w", t.parent, err)
+	}
+	if p.List.ID == "" {
+		return "", fmt.Errorf("clickup: parent task %s has no list id", t.parent)
+	}
+	t.listID = p.List.ID
+	if t.memo != nil {
+		_ = t.memo.Put(ctx, t.memoKey(), p.List.ID)
+	}
+	return t.listID, nil
+}
+
+// me is the token owner's id, read once; 0 when it cannot be read (the duplicate check then
+// matches on name, time and marker only).
+func (t *Tasks) me(ctx context.Context) int64 {
+	t.mu.Lock()
+	id := t.userID
+	t.mu.Unlock()
+	if id != 0 {
+		return id
+	}
+	u, err := t.AuthorizedUser(ctx)
+	if err != nil {
+		return 0
+	}
+	t.mu.Lock()
+	t.userID = u.ID
+	t.mu.Unlock()
+	return u.ID
+}
+
+type createBody struct {
+	Name            string `json:"name"`
+	Parent          string `json:"parent"`
+	MarkdownContent string `json:"markdown_content"`
+}
+
+type updateBody struct {
+	MarkdownContent string `json:"markdown_content"`
+}
+
+// refPrefix starts the line that marks a subtask as made by one CreateSubtask call, so that a
+// create whose answer was lost can be recognised instead of repeated.
+const refPrefix = "figsupport-ref: "
+
+func newRef() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// CreateSubtask creates a subtask of the parent. A create whose outcome is unknown (timeout, lost
+// answer, 5xx) is looked for among the parent's subtasks before it is tried again, so a retry
+// never makes a second subtask.
+func (t *Tasks) CreateSubtask(ctx context.Context, name, markdown string) (chain.Subtask, error) {
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return chain.Subtask{}, errors.New("clickup: subtask name is empty")
+	}
+	listID, err := t.ListID(ctx)
+	if err != nil {
+		return chain.Subtask{}, err
+	}
+	ref := newRef()
+	body := createBody{Name: name, Parent: t.parent, MarkdownContent: withRef(markdown, ref)}
+	// Tasks created before this call are never ours; a minute of slack covers clock skew.
+	since := t.now().Add(-time.Minute)
+	attempts := max(1, t.retry.Attempts)
+	for attempt := 1; ; attempt++ {
+		var task Task
+		err := t.do(ctx, request{method: "POST", path: "/api/v2/list/" + url.PathEscape(listID) + "/task", body: body}, &task)
+		if err == nil {
+			return subtaskOf(task), nil
+		}
+		if !errors.Is(err, ErrUnknownOutcome) {
+			return chain.Subtask{}, err
+		}
+		found, ok, ferr := t.findCreated(ctx, name, ref, since)
+		if ferr != nil {
+			return chain.Subtask{}, fmt.Errorf("clickup: create subtask %q: %w; and checking whether it was created failed: %w", name, err, ferr)
+		}
+		if ok {
+			return subtaskOf(found), nil
+		}
+		if attempt >= attempts || ctx.Err() != nil {
+			return chain.Subtask{}, fmt.Errorf("clickup: create subtask %q (gave up after %d attempts, none created): %w", name, attempt, err)
+		}
+		if err := t.sleep(ctx, t.retry.Delay(attempt, 0)); err != nil {
+			return chain.Subtask{}, fmt.Errorf("clickup: create subtask %q: %w", name, err)
+		}
+	}
+}
+
+func withRef(markdown, ref string) string {
+	markdown = strings.TrimRight(markdown, "\n")
+	if markdown != "" {
+		markdown += "\n\n"
+	}
+	return markdown + "`" + refPrefix + ref + "`\n"
+}
+
+// findCreated looks among the parent's subtasks for the one an earlier attempt created: same name,
+// created by us since the call began, and carrying our marker when its description can be read.
+func (t *Tasks) findCreated(ctx context.Context, name, ref string, since time.Time) (Task, bool, error) {
+	p, err := t.GetTask(ctx, t.parent, true)
+	if err != nil {
+		return Task{}, false, err
+	}
+	me := t.me(ctx)
+	for _, s := range p.Subtasks {
+		if s.Name != name {
+			continue
+		}
+		if me != 0 && s.Creator.ID != 0 && s.Creator.ID != me {
+			continue
+		}
+		if c := s.Created(); !c.IsZero() && c.Before(since) {
+			continue
+		}
+		full, err := t.GetTask(ctx, s.ID, false)
+		if err != nil {
+			return Task{}, false, err
+		}
+		if strings.Contains(full.Markdown(), ref) {
+			return full, true, nil
+		}
+	}
+	return Task{}, false, nil
+}
+
+// AppendSubtask adds markdown at the end of the subtask's description, keeping what was there.
+func (t *Tasks) AppendSubtask(ctx context.Context, id, markdown string) (chain.Subtask, error) {
+	cur, err := t.GetTask(ctx, id, false)
+	if err != nil {
+		return chain.Subtask{}, fmt.Errorf("clickup: read subtask %s: %w", id, err)
+	}
+	// PUT replaces the whole description: an identical PUT repeated is harmless, so it is idempotent.
+	// The tail check keeps a retried append (after a lost answer) from adding the message twice.
+	add := strings.TrimSpace(markdown)
+	old := strings.TrimRight(cur.Markdown(), "\n")
+	if add == "" || strings.HasSuffix(old, add) {
+		return subtaskOf(cur), nil
+	}
+	next := add
+	if old != "" {
+		next = old + "\n\n---\n\n" + add
+	}
+	return t.UpdateDescription(ctx, id, next)
+}
+
+// UpdateDescription replaces the subtask's description with markdown.
+func (t *Tasks) UpdateDescription(ctx context.Context, id, markdown string) (chain.Subtask, error) {
+	if id == "" {
+		return chain.Subtask{}, errors.New("clickup: empty task id")
+	}
+	var task Task
+	err := t.do(ctx, request{method: "PUT", path: "/api/v2/task/" + url.PathEscape(id), body: updateBody{MarkdownContent: markdown}, idempotent: true}, &task)
+	if err != nil {
+		return chain.Subtask{}, fmt.Errorf("clickup: update subtask %s: %w", id, err)
+	}
+	if task.ID == "" {
+		task.ID = id
+	}
+	return subtaskOf(task), nil
+}
+
+func subtaskOf(t Task) chain.Subtask {
+	u := t.URL
+	if u == "" {
+		u = TaskURL(t.ID)
+	}
+	return chain.Subtask{ID: t.ID, URL: u}
+}

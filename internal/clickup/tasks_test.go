@@ -1,0 +1,440 @@
+package clickup
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/figurative/figsupport/internal/backoff"
+	"github.com/figurative/figsupport/internal/chain"
+	"github.com/figurative/figsupport/internal/fakes/clickupfake"
+	"github.com/figurative/figsupport/internal/health"
+)
+
+// sleeps records the waits the client asked for, without waiting.
+type sleeps struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+func (s *sleeps) sleep(ctx context.Context, d time.Duration) error {
+	s.mu.Lock()
+	s.d = append(s.d, d)
+	s.mu.Unlock()
+	return ctx.Err()
+}
+
+func (s *sleeps) all() []time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]time.Duration(nil), s.d...)
+}
+
+type memMemo struct {
+	mu   sync.Mutex
+	m    map[string]string
+	puts int
+}
+
+func (m *memMemo) Get(_ context.Context, k string) (string, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v, ok := m.m[k]
+	return v, ok, nil
+}
+
+func (m *memMemo) Put(_ context.Context, k, v string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.m == nil {
+		m.m = map[string]string{}
+	}
+	m.m[k] = v
+	m.puts++
+	return nil
+}
+
+type fixture struct {
+	fake   *clickupfake.Server
+	tasks  *Tasks
+	sleeps *sleeps
+	now    time.Time
+}
+
+func setup(t *testing.T, mod ...func(*Config)) fixture {
+	t.Helper()
+	fake := clickupfake.New(t)
+	now := time.Now()
+	cfg := Config{
+		Token: clickupfake.Token, BaseURL: fake.URL, ParentTaskID: "parent1",
+		RequestsPerMinute: -1, Timeout: 2 * time.Second,
+		Retry: &backoff.Policy{Attempts: 4, Base: 10 * time.Millisecond, Max: 5 * time.Second},
+	}
+	for _, m := range mod {
+		m(&cfg)
+	}
+	tk, err := NewTasks(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &sleeps{}
+	tk.sleep = s.sleep
+	tk.now = func() time.Time { return now }
+	return fixture{fake: fake, tasks: tk, sleeps: s, now: now}
+}
+
+func TestCreateSubtask(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	st, err := f.tasks.CreateSubtask(ctx, "[MODELISATION] Jean <j@x.fr> — Chaise", "**Client :** Jean\n\n> bonjour\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.ID == "" || st.URL != "https://app.clickup.com/t/"+st.ID {
+		t.Fatalf("subtask = %+v", st)
+	}
+	got, ok := f.fake.Task(st.ID)
+	if !ok || got.Parent != "parent1" || got.ListID != clickupfake.ListID || got.Name != "[MODELISATION] Jean <j@x.fr> — Chaise" {
+		t.Fatalf("stored task = %+v", got)
+	}
+	if !strings.HasPrefix(got.Markdown, "**Client :** Jean\n\n> bonjour\n\n`figsupport-ref: ") {
+		t.Fatalf("markdown = %q", got.Markdown)
+	}
+	for _, c := range f.fake.Calls() {
+		if c.Auth != clickupfake.Token {
+			t.Fatalf("Authorization = %q, want the raw token", c.Auth)
+		}
+	}
+	if n := f.fake.Count("POST", "/api/v2/list/"+clickupfake.ListID+"/task"); n != 1 {
+		t.Fatalf("POST count = %d", n)
+	}
+}
+
+func TestListIDFetchedOnce(t *testing.T) {
+	memo := &memMemo{}
+	f := setup(t, func(c *Config) { c.Memo = memo })
+	ctx := context.Background()
+	for i := range 3 {
+		if _, err := f.tasks.CreateSubtask(ctx, "t"+string(rune('a'+i)), "x"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := f.fake.Count("GET", "/api/v2/task/parent1"); n != 1 {
+		t.Fatalf("parent GETs = %d, want 1", n)
+	}
+	if memo.puts != 1 || memo.m["clickup.list_id.parent1"] != clickupfake.ListID {
+		t.Fatalf("memo = %+v", memo.m)
+	}
+	// A second process sharing the memo does not ask again.
+	again, err := NewTasks(Config{Token: clickupfake.Token, BaseURL: f.fake.URL, ParentTaskID: "parent1", RequestsPerMinute: -1, Memo: memo})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := again.CreateSubtask(ctx, "t4", "x"); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.fake.Count("GET", "/api/v2/task/parent1"); n != 1 {
+		t.Fatalf("parent GETs after restart = %d, want 1", n)
+	}
+}
+
+func TestAppendKeepsEarlierContent(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	st, err := f.tasks.CreateSubtask(ctx, "sub", "first message")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st2, err := f.tasks.AppendSubtask(ctx, st.ID, "### Nouveau message\n\nsecond")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st2.ID != st.ID || st2.URL == "" {
+		t.Fatalf("append = %+v", st2)
+	}
+	got, _ := f.fake.Task(st.ID)
+	if !strings.HasPrefix(got.Markdown, "first message") || !strings.HasSuffix(got.Markdown, "### Nouveau message\n\nsecond") {
+		t.Fatalf("markdown after append = %q", got.Markdown)
+	}
+	// The GET asked for Markdown so that formatting survives the round trip.
+	var sawMarkdown bool
+	for _, c := range f.fake.Calls() {
+		if c.Method == "GET" && c.Path == "/api/v2/task/"+st.ID && strings.Contains(c.Query, "include_markdown_description=true") {
+			sawMarkdown = true
+		}
+	}
+	if !sawMarkdown {
+		t.Fatal("append did not read the description as Markdown")
+	}
+	// Repeating the same append (a retry after a lost answer) adds nothing.
+	if _, err := f.tasks.AppendSubtask(ctx, st.ID, "### Nouveau message\n\nsecond"); err != nil {
+		t.Fatal(err)
+	}
+	again, _ := f.fake.Task(st.ID)
+	if again.Markdown != got.Markdown {
+		t.Fatalf("repeated append changed the description:\n%q\n%q", got.Markdown, again.Markdown)
+	}
+}
+
+func TestAppendMissingTask(t *testing.T) {
+	f := setup(t)
+	_, err := f.tasks.AppendSubtask(context.Background(), "nope", "x")
+	if !errors.Is(err, chain.ErrNotFound) {
+		t.Fatalf("err = %v, want chain.ErrNotFound", err)
+	}
+}
+
+func TestRateLimitResetHonoured(t *testing.T) {
+	f := setup(t)
+	reset := f.now.Add(3 * time.Second).Truncate(time.Second)
+	f.fake.Throttle(1, reset)
+	if _, err := f.tasks.CreateSubtask(context.Background(), "n", "m"); err != nil {
+		t.Fatal(err)
+	}
+	got := f.sleeps.all()
+	if len(got) == 0 {
+		t.Fatal("no wait after a 429")
+	}
+	// The hint is the time left until X-RateLimit-Reset by the client's clock.
+	if want := reset.Sub(f.now); got[0] != want {
+		t.Fatalf("waited %v, want %v (until X-RateLimit-Reset)", got[0], want)
+	}
+	if n := f.fake.Count("GET", "/api/v2/task/parent1"); n != 2 {
+		t.Fatalf("parent GETs = %d, want 2 (one 429, one retry)", n)
+	}
+}
+
+func TestRateLimitBounded(t *testing.T) {
+	f := setup(t)
+	f.fake.Throttle(100, f.now.Add(time.Hour))
+	_, err := f.tasks.CreateSubtask(context.Background(), "n", "m")
+	var apiErr *APIError
+	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusTooManyRequests {
+		t.Fatalf("err = %v, want a 429 APIError", err)
+	}
+	for _, d := range f.sleeps.all() {
+		if d > 5*time.Second {
+			t.Fatalf("waited %v, more than the policy's cap", d)
+		}
+	}
+	if n := len(f.fake.Calls()); n != 4 {
+		t.Fatalf("calls = %d, want 4 (the policy's attempts)", n)
+	}
+}
+
+func TestServerErrorsRetried(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	st, err := f.tasks.CreateSubtask(ctx, "n", "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.fake.Inject(clickupfake.Fault{Method: "PUT", Status: http.StatusBadGateway, Times: 2})
+	f.fake.Inject(clickupfake.Fault{Method: "GET", Path: "/api/v2/task/" + st.ID, Status: http.StatusServiceUnavailable})
+	if _, err := f.tasks.AppendSubtask(ctx, st.ID, "more"); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.fake.Count("PUT", "/api/v2/task/"); n != 3 {
+		t.Fatalf("PUT count = %d, want 3", n)
+	}
+	got, _ := f.fake.Task(st.ID)
+	if strings.Count(got.Markdown, "more") != 1 {
+		t.Fatalf("markdown = %q", got.Markdown)
+	}
+}
+
+func TestNoDuplicateOnUnknownOutcome(t *testing.T) {
+	tests := []struct {
+		name  string
+		fault clickupfake.Fault
+		mod   func(*Config)
+		posts int
+	}{
+		{"created then connection dropped", clickupfake.Fault{Method: "POST", After: true, Drop: true}, nil, 1},
+		{"created then 500", clickupfake.Fault{Method: "POST", After: true, Status: http.StatusInternalServerError}, nil, 1},
+		{"created then timeout", clickupfake.Fault{Method: "POST", After: true, Delay: 2 * time.Second},
+			func(c *Config) { c.Timeout = 200 * time.Millisecond }, 1},
+		{"not created, connection dropped", clickupfake.Fault{Method: "POST", Drop: true}, nil, 2},
+		{"not created, 503", clickupfake.Fault{Method: "POST", Status: http.StatusServiceUnavailable}, nil, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var mods []func(*Config)
+			if tt.mod != nil {
+				mods = append(mods, tt.mod)
+			}
+			f := setup(t, mods...)
+			// Another subtask with the same name made earlier by a person is not ours.
+			f.fake.AddTask(clickupfake.Task{ID: "old1", Name: "same", ListID: clickupfake.ListID, Parent: "parent1", Markdown: "old", DateCreated: f.now.Add(-time.Hour)})
+			f.fake.Inject(tt.fault)
+			st, err := f.tasks.CreateSubtask(context.Background(), "same", "body")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ours []clickupfake.Task
+			for _, s := range f.fake.Subtasks("parent1") {
+				if s.ID != "old1" {
+					ours = append(ours, s)
+				}
+			}
+			if len(ours) != 1 || ours[0].ID != st.ID {
+				t.Fatalf("subtasks = %+v, returned %+v: want exactly one, returned", ours, st)
+			}
+			if n := f.fake.Count("POST", "/api/v2/list/"); n != tt.posts {
+				t.Fatalf("POSTs = %d, want %d", n, tt.posts)
+			}
+		})
+	}
+}
+
+func TestBadToken(t *testing.T) {
+	f := setup(t, func(c *Config) { c.Token = "pk_wrong_SECRET" })
+	_, err := f.tasks.CreateSubtask(context.Background(), "n", "m")
+	var apiErr *APIError
+	if !errors.As(err, &apiErr) {
+		t.Fatalf("err = %v, want *APIError", err)
+	}
+	if apiErr.Status != 401 || apiErr.Code != "OAUTH_025" || apiErr.Message != "Token invalid" {
+		t.Fatalf("APIError = %+v", apiErr)
+	}
+	if strings.Contains(err.Error(), "pk_wrong_SECRET") {
+		t.Fatalf("the error shows the token: %v", err)
+	}
+	if n := len(f.fake.Calls()); n != 1 {
+		t.Fatalf("calls = %d, want 1 (a 401 is not retried)", n)
+	}
+}
+
+func TestBearerPrefixRefused(t *testing.T) {
+	// ClickUp personal tokens go raw; "Bearer pk_…" is refused by ClickUp and by the fake.
+	f := setup(t, func(c *Config) { c.Token = "Bearer " + clickupfake.Token })
+	_, err := f.tasks.CreateSubtask(context.Background(), "n", "m")
+	var apiErr *APIError
+	if !errors.As(err, &apiErr) || apiErr.Status != 401 {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestSpecValidation(t *testing.T) {
+	f := setup(t)
+	if !f.fake.Validating() {
+		t.Skip("ClickUp OpenAPI description not found: request validation not exercised (see the log above)")
+	}
+	f.fake.ExpectViolations = true
+	tests := []struct {
+		name, method, path, body string
+	}{
+		{"name of the wrong type", "POST", "/api/v2/list/" + clickupfake.ListID + "/task", `{"name": 3}`},
+		{"name missing", "POST", "/api/v2/list/" + clickupfake.ListID + "/task", `{"parent": "parent1"}`},
+		{"unknown field", "PUT", "/api/v2/task/parent1", `{"markdown_description": "x"}`},
+		{"query of the wrong type", "GET", "/api/v2/task/parent1?include_subtasks=maybe", ``},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(f.fake.Violations())
+			req, _ := http.NewRequest(tt.method, f.fake.URL+tt.path, bytes.NewBufferString(tt.body))
+			req.Header.Set("Authorization", clickupfake.Token)
+			if tt.body != "" {
+				req.Header.Set("Content-Type", "application/json")
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 400 || len(f.fake.Violations()) != before+1 {
+				t.Fatalf("status %d, violations %v: the fake let an invalid request through", resp.StatusCode, f.fake.Violations())
+			}
+		})
+	}
+	// What this package sends is valid: create, append, get with subtasks, user.
+	f.fake.ExpectViolations = false
+	before := len(f.fake.Violations())
+	st, err := f.tasks.CreateSubtask(context.Background(), "n", "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.tasks.AppendSubtask(context.Background(), st.ID, "more"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.tasks.findCreated(context.Background(), "n", "x", f.now); err != nil {
+		t.Fatal(err)
+	}
+	if v := f.fake.Violations(); len(v) != before {
+		t.Fatalf("violations: %v", v[before:])
+	}
+}
+
+func TestCheck(t *testing.T) {
+	t.Run("ok", func(t *testing.T) {
+		f := setup(t)
+		checks := f.tasks.Check(context.Background())
+		if len(checks) != 3 {
+			t.Fatalf("checks = %+v", checks)
+		}
+		for _, c := range checks {
+			if c.Status != health.OK || c.Service != "clickup" {
+				t.Fatalf("check = %+v", c)
+			}
+		}
+		if !strings.Contains(checks[2].Detail, clickupfake.ListID) {
+			t.Fatalf("list check = %+v", checks[2])
+		}
+	})
+	t.Run("bad token", func(t *testing.T) {
+		f := setup(t, func(c *Config) { c.Token = "pk_bad_SECRET" })
+		checks := f.tasks.Check(context.Background())
+		if len(checks) != 1 || checks[0].Status != health.Fail || !strings.Contains(checks[0].Detail, "OAUTH_025") {
+			t.Fatalf("checks = %+v", checks)
+		}
+		if strings.Contains(checks[0].Detail, "pk_bad_SECRET") {
+			t.Fatal("the check shows the token")
+		}
+	})
+	t.Run("missing parent", func(t *testing.T) {
+		f := setup(t, func(c *Config) { c.ParentTaskID = "gone" })
+		checks := f.tasks.Check(context.Background())
+		if len(checks) != 2 || checks[1].Status != health.Fail || !strings.Contains(checks[1].Detail, "CLICKUP_PARENT_TASK_ID=gone") {
+			t.Fatalf("checks = %+v", checks)
+		}
+	})
+}
+
+func TestClientSideLimiter(t *testing.T) {
+	f := setup(t, func(c *Config) { c.RequestsPerMinute = 60 * 20 }) // one per 50 ms, burst 60
+	if f.tasks.limiter == nil || f.tasks.limiter.Burst() != 60 {
+		t.Fatalf("limiter = %+v", f.tasks.limiter)
+	}
+	// A cancelled context ends a wait on the limiter rather than blocking.
+	f.tasks.limiter.SetBurst(0)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := f.tasks.AuthorizedUser(ctx); err == nil {
+		t.Fatal("a request went out with a cancelled context and an empty limiter")
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"no token", Config{ParentTaskID: "p"}, "CLICKUP_API_KEY"},
+		{"no parent", Config{Token: "pk"}, "CLICKUP_PARENT_TASK_ID"},
+		{"bad base", Config{Token: "pk", ParentTaskID: "p", BaseURL: "ftp://x"}, "CLICKUP_BASE_URL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := NewTasks(tt.cfg)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want mention of %s", err, tt.want)
+			}
+		})
+	}
+}
