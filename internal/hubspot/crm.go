@@ -298,7 +298,7 @@ func (m *CRM) CreateTicket(ctx context.Context, in chain.TicketInput) (chain.Tic
 		props[PropFileURLs] = strings.Join(urls, "\n")
 	}
 	var o object
-	started := time.Now()
+	started := m.cfg.Now()
 	req := request{
 		method: http.MethodPost, path: "/crm/v3/objects/tickets",
 		body: createInput{Properties: props, Associations: assoc(in.ContactID, assocTicketToContact)},
@@ -531,7 +531,7 @@ func (m *CRM) AddNote(ctx context.Context, n chain.Note) (string, error) {
 		"hs_timestamp": strconv.FormatInt(at.UnixMilli(), 10),
 	}
 	var o object
-	started := time.Now()
+	started := m.cfg.Now()
 	req := request{
 		method: http.MethodPost, path: "/crm/v3/objects/notes",
 		body: createInput{Properties: props, Associations: assoc(target, typeID)},
