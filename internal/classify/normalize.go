@@ -15,6 +15,7 @@ type token struct {
 	norm    string
 	surface string
 	sep     string
+	start   int // byte offset of surface in the tokenised text
 }
 
 // ligatures that NFD leaves whole but a French writer uses interchangeably with their spelling.
@@ -50,7 +51,7 @@ func tokenize(s string) []token {
 	flush := func(end int) {
 		w := s[wordStart:end]
 		if n := normalize(w); n != "" {
-			toks = append(toks, token{norm: n, surface: w, sep: s[sepStart:wordStart]})
+			toks = append(toks, token{norm: n, surface: w, sep: s[sepStart:wordStart], start: wordStart})
 			sepStart = end
 		}
 		wordStart = -1
@@ -79,4 +80,17 @@ func truncateRunes(s string, n int) string {
 	}
 	r := []rune(s)
 	return string(r[:n]) + "…"
+}
+
+// fileNameAt returns the file name (or URL) that ends at end in text and whose extension starts at
+// dot: everything back to the previous space, quote or bracket.
+func fileNameAt(text string, dot, end int) string {
+	b := strings.LastIndexFunc(text[:dot], func(r rune) bool {
+		return unicode.IsSpace(r) || strings.ContainsRune("\"'()<>[]{},;«»“”‘’", r)
+	})
+	if b < 0 {
+		return text[:end]
+	}
+	_, size := utf8.DecodeRuneInString(text[b:])
+	return text[b+size : end]
 }

@@ -313,10 +313,8 @@ func (a *analysis) addText(text string) {
 	for i := 0; i < len(toks); {
 		if extMention(toks, i) {
 			ext := toks[i].norm
-			surface := "." + toks[i].surface
-			if toks[i].sep == "." && i > 0 {
-				surface = toks[i-1].surface + surface
-			}
+			end := toks[i].start + len(toks[i].surface)
+			surface := fileNameAt(text, toks[i].start-1, end)
 			record(hit{concept: "ext " + ext, label: labelM, weight: weightExtInText,
 				reason: fmt.Sprintf("3D file extension .%s mentioned (%s)", ext, quoteShort(surface))})
 			i++
