@@ -1,0 +1,267 @@
+package objstore
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/transfermanager"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/figurative/figsupport/internal/backoff"
+	"github.com/figurative/figsupport/internal/health"
+)
+
+// S3Config configures the S3-compatible store (Cloudflare R2 in production).
+type S3Config struct {
+	Endpoint        string // R2_ENDPOINT_URL, https://<account>.r2.cloudflarestorage.com
+	AccessKeyID     string // R2_ACCESS_KEY_ID
+	SecretAccessKey string // R2_SECRET_ACCESS_KEY
+	Bucket          string // R2_BUCKET_NAME
+	PublicURL       string // R2_PUBLIC_URL: r2.dev or custom-domain base; objects are read at PublicURL/<key>
+	Region          string // default "auto", what R2 expects
+
+	// PartSize is the multipart part size, at least 5 MiB (the S3 minimum, default). Memory per
+	// uploading file is about (PartConcurrency+2)·PartSize.
+	PartSize int64
+	// PartConcurrency is how many parts of one file are in flight (default 2).
+	PartConcurrency int
+	// Retry is the shared policy applied to each S3 request (parts included); zero means backoff.Default.
+	Retry backoff.Policy
+	// HTTPClient overrides the transport (tests); nil means one with sensible timeouts.
+	HTTPClient *http.Client
+}
+
+// MinPartSize is S3's (and R2's) smallest multipart part.
+const MinPartSize int64 = 5 << 20
+
+// S3 stores objects in a bucket through the S3 API.
+type S3 struct {
+	cfg    S3Config
+	client *s3.Client
+	tm     *transfermanager.Client
+	base   string
+}
+
+// NewS3 builds the client. It does not touch the network; Check does.
+func NewS3(cfg S3Config) (*S3, error) {
+	var missing []string
+	for _, f := range []struct{ key, v string }{
+		{"R2_ENDPOINT_URL", cfg.Endpoint}, {"R2_ACCESS_KEY_ID", cfg.AccessKeyID},
+		{"R2_SECRET_ACCESS_KEY", cfg.SecretAccessKey}, {"R2_BUCKET_NAME", cfg.Bucket},
+	} {
+		if strings.TrimSpace(f.v) == "" {
+			missing = append(missing, f.key)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("r2: missing %s", strings.Join(missing, ", "))
+	}
+	ep, err := url.Parse(strings.TrimSpace(cfg.Endpoint))
+	if err != nil || (ep.Scheme != "https" && ep.Scheme != "http") || ep.Host == "" {
+		return nil, errors.New("r2: R2_ENDPOINT_URL must be an http(s) URL such as https://<account-id>.r2.cloudflarestorage.com")
+	}
+	if ep.Path != "" && ep.Path != "/" {
+		return nil, fmt.Errorf("r2: R2_ENDPOINT_URL must not include a path (%q): give the bucket in R2_BUCKET_NAME", ep.Path)
+	}
+	base, err := publicBase(cfg.PublicURL)
+	if err != nil {
+		return nil, fmt.Errorf("r2: R2_PUBLIC_URL: %w", err)
+	}
+	if cfg.Region == "" {
+		cfg.Region = "auto"
+	}
+	if cfg.PartSize < MinPartSize {
+		cfg.PartSize = MinPartSize
+	}
+	if cfg.PartConcurrency <= 0 {
+		cfg.PartConcurrency = 2
+	}
+	if cfg.Retry.Attempts == 0 {
+		cfg.Retry = backoff.Default
+	}
+	var httpClient s3.HTTPClient = cfg.HTTPClient
+	if cfg.HTTPClient == nil {
+		httpClient = awshttp.NewBuildableClient().
+			WithDialerOptions(func(d *net.Dialer) { d.Timeout = 10 * time.Second }).
+			WithTransportOptions(func(t *http.Transport) {
+				t.ResponseHeaderTimeout = 2 * time.Minute
+				t.TLSHandshakeTimeout = 10 * time.Second
+			})
+	}
+	pol := cfg.Retry
+	client := s3.New(s3.Options{
+		Region:       cfg.Region,
+		BaseEndpoint: aws.String(strings.TrimRight(ep.String(), "/")),
+		UsePathStyle: true, // R2 supports it, and bucket names with dots keep a valid TLS name
+		Credentials:  credentials.NewStaticCredentialsProvider(cfg.AccessKeyID, cfg.SecretAccessKey, ""),
+		// R2 rejects some of the SDK's default streaming checksums (DESIGN section 9).
+		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
+		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
+		HTTPClient:                 httpClient,
+		// The SDK decides what is retryable (5xx, throttling, resets); the shared policy decides
+		// how often and how long to wait. No retry quota: one flaky upload must not starve the rest.
+		Retryer: retry.NewStandard(func(o *retry.StandardOptions) {
+			o.MaxAttempts = max(pol.Attempts, 1)
+			o.MaxBackoff = pol.Max
+			o.RateLimiter = ratelimit.None
+			o.Backoff = retry.BackoffDelayerFunc(func(attempt int, _ error) (time.Duration, error) {
+				return pol.Delay(attempt, 0), nil
+			})
+		}),
+	})
+	tm := transfermanager.New(client, func(o *transfermanager.Options) {
+		o.PartSizeBytes = cfg.PartSize
+		// Below one part a single PUT; the first part is buffered to decide, so the threshold is
+		// the part size (the default 16 MiB would buffer more than a part).
+		o.MultipartUploadThreshold = cfg.PartSize
+		o.Concurrency = cfg.PartConcurrency
+		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		o.FailTimeout = 30 * time.Second // abort a failed multipart upload even when ctx is gone
+	})
+	return &S3{cfg: cfg, client: client, tm: tm, base: base}, nil
+}
+
+// Kind implements Backend.
+func (s *S3) Kind() string { return "r2" }
+
+// Put streams body into the bucket: one PUT below a part, multipart above (parts in flight bounded,
+// so memory does not grow with the file). A failed multipart upload is aborted, leaving no object.
+func (s *S3) Put(ctx context.Context, key string, body io.Reader, size int64, contentType string) (string, error) {
+	if err := checkKey(key); err != nil {
+		return "", err
+	}
+	in := &transfermanager.UploadObjectInput{
+		Bucket: aws.String(s.cfg.Bucket),
+		Key:    aws.String(key),
+		Body:   body,
+	}
+	if contentType != "" {
+		in.ContentType = aws.String(contentType)
+	}
+	if size > 0 {
+		// Lets the uploader raise the part size for very large files (10,000 parts at most).
+		in.ContentLength = aws.Int64(size)
+	}
+	if _, err := s.tm.UploadObject(ctx, in); err != nil {
+		return "", fmt.Errorf("r2 upload: %w", describeS3Error(err, s.cfg.Bucket))
+	}
+	return s.URL(key), nil
+}
+
+// URL is the public URL of key: R2_PUBLIC_URL/<key>, each segment escaped. Without a public URL it
+// is the path-style API URL, which needs credentials to read (doctor warns about it).
+func (s *S3) URL(key string) string {
+	if s.base != "" {
+		return s.base + "/" + escapeKey(key)
+	}
+	return strings.TrimRight(s.cfg.Endpoint, "/") + "/" + url.PathEscape(s.cfg.Bucket) + "/" + escapeKey(key)
+}
+
+// Check says whether the bucket is reachable and writable, by a HeadBucket and a small probe
+// object under _doctor/ that is deleted straight away.
+func (s *S3) Check(ctx context.Context) []health.Check {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var out []health.Check
+
+	reach := health.Check{Service: "r2", Name: "bucket reachable"}
+	_, headErr := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(s.cfg.Bucket)})
+
+	write := health.Check{Service: "r2", Name: "bucket writable"}
+	probe := fmt.Sprintf("_doctor/probe-%s", randomHex(8))
+	_, putErr := s.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket:      aws.String(s.cfg.Bucket),
+		Key:         aws.String(probe),
+		Body:        bytes.NewReader([]byte("figsupport doctor probe\n")),
+		ContentType: aws.String("text/plain; charset=utf-8"),
+	})
+	switch {
+	case putErr != nil:
+		write.Status, write.Detail = health.Fail, fmt.Sprintf("cannot write to bucket %q: %v", s.cfg.Bucket, describeS3Error(putErr, s.cfg.Bucket))
+	default:
+		_, delErr := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(s.cfg.Bucket), Key: aws.String(probe)})
+		if delErr != nil {
+			write.Status, write.Detail = health.Warn, fmt.Sprintf("wrote probe %s but could not delete it: %v", probe, describeS3Error(delErr, s.cfg.Bucket))
+		} else {
+			write.Status, write.Detail = health.OK, fmt.Sprintf("wrote and deleted %s in bucket %q", probe, s.cfg.Bucket)
+		}
+	}
+
+	switch {
+	case headErr == nil:
+		reach.Status, reach.Detail = health.OK, fmt.Sprintf("bucket %q at %s", s.cfg.Bucket, s.cfg.Endpoint)
+	case putErr == nil:
+		// An object-scoped token may be refused HeadBucket yet do everything uploads need.
+		reach.Status, reach.Detail = health.Warn, fmt.Sprintf("HeadBucket on %q failed (%v) but writing works; the token is probably object-scoped, which is enough", s.cfg.Bucket, describeS3Error(headErr, s.cfg.Bucket))
+	default:
+		reach.Status, reach.Detail = health.Fail, describeS3Error(headErr, s.cfg.Bucket).Error()
+	}
+	out = append(out, reach, write)
+
+	pub := health.Check{Service: "r2", Name: "public URL"}
+	if s.base == "" {
+		pub.Status, pub.Detail = health.Warn, "R2_PUBLIC_URL is not set: stored links point at the S3 API and are not readable without credentials; enable the bucket's r2.dev URL or connect a custom domain and set R2_PUBLIC_URL"
+	} else {
+		pub.Status, pub.Detail = health.OK, "files are published under "+s.base+"/"
+	}
+	return append(out, pub)
+}
+
+// describeS3Error turns SDK errors into a sentence that says what to fix. SDK errors carry the
+// request id and status, never the credentials.
+func describeS3Error(err error, bucket string) error {
+	var nsb *s3types.NoSuchBucket
+	var nf *s3types.NotFound
+	if errors.As(err, &nsb) || errors.As(err, &nf) {
+		return fmt.Errorf("bucket %q does not exist at this endpoint (check R2_BUCKET_NAME and the account id in R2_ENDPOINT_URL): %w", bucket, err)
+	}
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		var api smithy.APIError
+		code := ""
+		if errors.As(err, &api) {
+			code = api.ErrorCode()
+		}
+		switch {
+		case re.HTTPStatusCode() == http.StatusNotFound:
+			return fmt.Errorf("bucket %q does not exist at this endpoint (check R2_BUCKET_NAME and the account id in R2_ENDPOINT_URL): %w", bucket, err)
+		case code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch":
+			return fmt.Errorf("credentials rejected (%s): check R2_ACCESS_KEY_ID and R2_SECRET_ACCESS_KEY: %w", code, err)
+		case re.HTTPStatusCode() == http.StatusUnauthorized || re.HTTPStatusCode() == http.StatusForbidden:
+			return fmt.Errorf("access denied to bucket %q: the API token needs Object Read & Write on this bucket: %w", bucket, err)
+		}
+		return err
+	}
+	var ne net.Error
+	var oe *net.OpError
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) || errors.As(err, &oe) || errors.As(err, &ne) {
+		return fmt.Errorf("cannot reach the endpoint (check R2_ENDPOINT_URL and the network): %w", err)
+	}
+	return err
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	return hex.EncodeToString(b)
+}
