@@ -321,11 +321,11 @@ func (c *Classifier) Check(ctx context.Context) []health.Check {
 	setMaxTokens(&req, pingTokens)
 	start := time.Now()
 	_, err := c.client.CreateChatCompletion(callCtx, req)
-	elapsed := time.Since(start).Round(time.Millisecond)
+	elapsed := time.Since(start)
 	chk := health.Check{Service: "llm", Name: "chat completion " + c.cfg.Model}
 	if err == nil {
 		chk.Status = health.OK
-		chk.Detail = fmt.Sprintf("%s answered in %s; ambiguous requests it cannot decide get %s", c.endpoint, elapsed, c.cfg.Fallback)
+		chk.Detail = fmt.Sprintf("%s answered in %dms; ambiguous requests it cannot decide get %s", c.endpoint, elapsed.Milliseconds(), c.cfg.Fallback)
 		return []health.Check{chk}
 	}
 	reason := c.describe(ctx, callCtx, err).Error()
@@ -340,7 +340,12 @@ func (c *Classifier) Check(ctx context.Context) []health.Check {
 		status = reqErr.HTTPStatusCode
 	}
 	hint := "transient: the chain falls back to " + c.cfg.Fallback + " meanwhile"
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
 	switch {
+	case status == 0 && (errors.As(err, &syn) || errors.As(err, &typ)):
+		chk.Status = health.Fail
+		hint = "not an OpenAI-compatible endpoint: check LLM_BASE_URL (it usually ends in /v1)"
 	case status == http.StatusUnauthorized || status == http.StatusForbidden:
 		chk.Status = health.Fail
 		hint = "key rejected: check LLM_API_KEY (or ANTHROPIC_API_KEY)"
