@@ -1,0 +1,215 @@
+package hubspot_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/figurative/figsupport/internal/chain"
+	"github.com/figurative/figsupport/internal/chain/chaintest"
+	"github.com/figurative/figsupport/internal/fakes/hubspotfake"
+	"github.com/figurative/figsupport/internal/hubspot"
+	"github.com/figurative/figsupport/internal/journal"
+	"github.com/figurative/figsupport/internal/payload"
+)
+
+// fwdMemo lets the backend use the harness's journal, which exists only once the harness does.
+type fwdMemo struct{ m hubspot.Memo }
+
+func (f *fwdMemo) Get(ctx context.Context, k string) (string, bool, error) { return f.m.Get(ctx, k) }
+func (f *fwdMemo) Put(ctx context.Context, k, v string) error              { return f.m.Put(ctx, k, v) }
+
+// chainOnFake wires the real chain (journal, embedded tasks, in-memory files) to the HubSpot
+// backend on a fake portal.
+func chainOnFake(t *testing.T, o hubspotfake.Options) (*portal, *chaintest.Harness) {
+	t.Helper()
+	p := newPortal(t, o)
+	fm := &fwdMemo{}
+	p.crm = p.backend(t, fm)
+	h := chaintest.New(t, chaintest.Options{CRM: p.crm, Now: p.clock.Now})
+	fm.m = journal.Memo{J: h.Journal}
+	return p, h
+}
+
+func process(t *testing.T, p *portal, h *chaintest.Harness, email, text string, at time.Time, files ...string) *payload.Response {
+	t.Helper()
+	p.clock.Set(at)
+	resp, err := h.Chain.Process(context.Background(), chaintest.Request(t, email, text, at, files...), chain.RunOptions{})
+	if err != nil {
+		t.Fatalf("process %q at %v: %v", text, at, err)
+	}
+	return resp
+}
+
+func notesOn(p *portal, typ, id string) []hubspotfake.Object {
+	var out []hubspotfake.Object
+	for _, n := range p.srv.Objects("notes") {
+		if _, ok := n.Assoc[typ][id]; ok {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func TestChainThreadingOnHubSpot(t *testing.T) {
+	tests := []struct {
+		name      string
+		lag       time.Duration
+		second    time.Duration // after the first request
+		closeIt   bool
+		wantSame  bool
+		wantNotes int // on the first ticket
+	}{
+		{name: "new ticket, then follow-up inside the window", second: 3 * 24 * time.Hour, wantSame: true, wantNotes: 1},
+		{name: "follow-up after the window", second: 15 * 24 * time.Hour},
+		{name: "follow-up after close", second: time.Hour, closeIt: true},
+		{name: "follow-up one second later while search lags", lag: 30 * time.Second, second: time.Second, wantSame: true, wantNotes: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, h := chainOnFake(t, hubspotfake.Options{SearchLag: tt.lag})
+			first := process(t, p, h, "client@example.com", "Problème de paiement", t0)
+			if first.Status != payload.StatusCreated || !first.IsNewTicket || first.TicketURL != "https://app.hubspot.com/contacts/12345/record/0-5/"+first.TicketID {
+				t.Fatalf("first = %+v", first)
+			}
+			if tt.closeIt {
+				if err := p.crm.CloseTicket(context.Background(), first.TicketID); err != nil {
+					t.Fatal(err)
+				}
+			}
+			second := process(t, p, h, "Client@Example.com", "Toujours bloqué", t0.Add(tt.second))
+			if same := second.TicketID == first.TicketID; same != tt.wantSame {
+				t.Fatalf("second ticket %s, first %s: same = %v, want %v", second.TicketID, first.TicketID, same, tt.wantSame)
+			}
+			wantTickets := 2
+			if tt.wantSame {
+				wantTickets = 1
+			}
+			if n := len(p.srv.Objects("tickets")); n != wantTickets {
+				t.Errorf("%d tickets, want %d", n, wantTickets)
+			}
+			if n := len(p.srv.Objects("contacts")); n != 1 {
+				t.Errorf("%d contacts, want 1", n)
+			}
+			if n := len(notesOn(p, "tickets", first.TicketID)); n != tt.wantNotes {
+				t.Errorf("%d notes on the first ticket, want %d", n, tt.wantNotes)
+			}
+			if o, _ := p.srv.Object("tickets", first.TicketID); o.Properties["subject"] != "[SUPPORT] Problème de paiement" {
+				t.Errorf("subject = %q", o.Properties["subject"])
+			}
+		})
+	}
+}
+
+func TestChainEscapesHTMLInNotes(t *testing.T) {
+	p, h := chainOnFake(t, hubspotfake.Options{})
+	first := process(t, p, h, "a@example.com", "Bonjour", t0)
+	process(t, p, h, "a@example.com", `<script>alert("x")</script><a href="javascript:1">clic</a>`, t0.Add(time.Minute))
+	notes := notesOn(p, "tickets", first.TicketID)
+	if len(notes) != 1 {
+		t.Fatalf("%d notes, want 1", len(notes))
+	}
+	body := notes[0].Properties["hs_note_body"]
+	if strings.Contains(body, "<script") || strings.Contains(body, "<a href=\"javascript") {
+		t.Errorf("customer HTML reached the note: %s", body)
+	}
+	if !strings.Contains(body, "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;") {
+		t.Errorf("note body = %s", body)
+	}
+}
+
+// TestChainUnderFaults: 30 % of calls fail with 429s, 5xx (some after HubSpot did the work) and
+// dropped connections; every request still makes exactly one ticket per conversation and one note
+// per follow-up.
+func TestChainUnderFaults(t *testing.T) {
+	faults := []hubspotfake.Fault{
+		{Status: 429}, {Status: 429, Policy: "SECONDLY"}, {Status: 429, RetryAfter: "1"},
+		{Status: 500}, {Status: 502, Apply: true}, {Status: 503}, {Status: 504, Apply: true},
+		{Drop: true}, {Drop: true, Apply: true},
+	}
+	for _, seed := range []uint64{1, 2, 3} {
+		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
+			p, h := chainOnFake(t, hubspotfake.Options{SearchLag: 10 * time.Second, Inject: hubspotfake.Random(seed, 0.3, faults...)})
+			const customers = 4
+			tickets := map[string]string{}
+			for i := range customers {
+				email := fmt.Sprintf("c%d@example.com", i)
+				r := process(t, p, h, email, fmt.Sprintf("Demande %d", i), t0.Add(time.Duration(i)*time.Minute))
+				tickets[email] = r.TicketID
+			}
+			for i := range customers {
+				email := fmt.Sprintf("c%d@example.com", i)
+				r := process(t, p, h, email, "Suite avec photo", t0.Add(time.Hour+time.Duration(i)*time.Second), fmt.Sprintf("photo%d.jpg", i))
+				if r.TicketID != tickets[email] || r.IsNewTicket {
+					t.Errorf("%s follow-up went to %s (new %v), want %s", email, r.TicketID, r.IsNewTicket, tickets[email])
+				}
+			}
+			if n := len(p.srv.Objects("contacts")); n != customers {
+				t.Errorf("%d contacts, want %d", n, customers)
+			}
+			if n := len(p.srv.Objects("tickets")); n != customers {
+				t.Errorf("%d tickets, want %d", n, customers)
+			}
+			if n := len(p.srv.Objects("notes")); n != customers {
+				t.Errorf("%d notes, want %d", n, customers)
+			}
+			for email, id := range tickets {
+				if n := len(notesOn(p, "tickets", id)); n != 1 {
+					t.Errorf("%s: %d notes on ticket %s, want 1", email, n, id)
+				}
+				o, _ := p.srv.Object("tickets", id)
+				if got := strings.Count(o.Properties["fichiers_urls"], "memory://"); got != 1 {
+					t.Errorf("%s: fichiers_urls = %q, want one URL", email, o.Properties["fichiers_urls"])
+				}
+			}
+			failed := 0
+			for _, c := range p.srv.Calls() {
+				if c.Status == 0 || c.Status >= 429 {
+					failed++
+				}
+			}
+			t.Logf("%d calls, %d failed", len(p.srv.Calls()), failed)
+			if failed == 0 {
+				t.Error("no fault was injected")
+			}
+		})
+	}
+}
+
+// TestChainCallBudgets measures what one request costs in HubSpot calls in steady state (the custom
+// properties known): a new SUPPORT ticket without files and a follow-up cost at most 3 each.
+func TestChainCallBudgets(t *testing.T) {
+	ctx := context.Background()
+	p, h := chainOnFake(t, hubspotfake.Options{SearchLag: 5 * time.Second})
+	if err := p.crm.EnsureProperties(ctx); err != nil {
+		t.Fatal(err)
+	}
+	measure := func(name string, budget int, email, text string, at time.Time, files ...string) *payload.Response {
+		t.Helper()
+		p.srv.ResetCalls()
+		r := process(t, p, h, email, text, at, files...)
+		calls := p.srv.Calls()
+		var list []string
+		for _, c := range calls {
+			list = append(list, c.String())
+		}
+		t.Logf("%-45s %d calls: %s", name, len(calls), strings.Join(list, ", "))
+		if budget > 0 && len(calls) > budget {
+			t.Errorf("%s: %d calls, budget %d", name, len(calls), budget)
+		}
+		return r
+	}
+	first := measure("new SUPPORT ticket, no files", 3, "a@example.com", "Paiement refusé", t0)
+	second := measure("follow-up (remembered ticket)", 3, "a@example.com", "Toujours refusé", t0.Add(2*time.Second))
+	if second.TicketID != first.TicketID {
+		t.Fatalf("follow-up made a new ticket")
+	}
+	measure("follow-up with 2 files", 0, "a@example.com", "Captures", t0.Add(time.Minute), "a.png", "b.png")
+	measure("new MODELISATION ticket with 2 files", 0, "m@example.com", "Modéliser ce fauteuil", t0.Add(2*time.Minute), "f.jpg", "g.glb")
+	if err := p.crm.CloseTicket(ctx, first.TicketID); err != nil {
+		t.Fatal(err)
+	}
+	measure("after close (new ticket)", 0, "a@example.com", "Autre chose", t0.Add(time.Hour))
+}
