@@ -322,6 +322,17 @@ func (r *runner) execute(ctx context.Context) error {
 	return nil
 }
 
+// FindOpenTicket is the ticket a message the contact wrote at would join, or nil: what
+// `ticket find` shows.
+func (c *Chain) FindOpenTicket(ctx context.Context, contactID string, at time.Time) (*Ticket, error) {
+	return c.findOpenTicket(ctx, contactID, at)
+}
+
+// RememberTicket makes ticketID the contact's current conversation (a ticket created by hand).
+func (c *Chain) RememberTicket(ctx context.Context, contactID, ticketID string) error {
+	return c.d.Journal.MemoPut(ctx, memoTicketKey(contactID), ticketID)
+}
+
 // findOpenTicket applies the threading rule at the customer's time: an open stage and activity
 // inside the window. The ticket remembered for the contact is confirmed by id first (consistent),
 // search only after (it lags writes).

@@ -62,6 +62,7 @@ var Keys = []Key{
 	{Name: "HUBSPOT_STAGE_NEW", Group: "hubspot", Default: "1", Doc: "stage of a new ticket"},
 	{Name: "HUBSPOT_OPEN_STAGES", Group: "hubspot", Default: "1,2", Doc: "stages of an open ticket (comma-separated); the embedded CRM uses them too"},
 	{Name: "HUBSPOT_STAGE_CLOSED", Group: "hubspot", Default: "4", Doc: "stage `ticket close` moves a ticket to"},
+	{Name: "HUBSPOT_TIMEOUT", Group: "hubspot", Default: "30s", Doc: "per HTTP attempt"},
 	{Name: "HUBSPOT_RATE_LIMIT", Group: "hubspot", Default: "100", Doc: "client-side limit, requests per 10 s (your tier: 100, 150 or 190)"},
 
 	{Name: "CLICKUP_API_KEY", Group: "clickup", Secret: true, Doc: "personal token (pk_…); set: ClickUp is the task tracker, else the embedded one"},

@@ -394,3 +394,17 @@ func splitURLs(s string) []string {
 }
 
 func joinURLs(u []string) string { return strings.Join(u, "\n") }
+
+// FindContact returns the contact with that e-mail, or nil; it never creates one.
+func (s *Store) FindContact(ctx context.Context, email string) (*chain.Contact, error) {
+	email = strings.ToLower(strings.TrimSpace(email))
+	var id int64
+	err := s.db.QueryRowContext(ctx, `SELECT id FROM contacts WHERE email = ?`, email).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("local: find contact: %w", err)
+	}
+	return &chain.Contact{ID: strconv.FormatInt(id, 10), Email: email}, nil
+}

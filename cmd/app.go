@@ -1,0 +1,207 @@
+package cmd
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/figurative/figsupport/internal/chain"
+	"github.com/figurative/figsupport/internal/classify"
+	"github.com/figurative/figsupport/internal/config"
+	"github.com/figurative/figsupport/internal/health"
+	"github.com/figurative/figsupport/internal/journal"
+	"github.com/figurative/figsupport/internal/local"
+	"github.com/figurative/figsupport/internal/notify"
+	"github.com/figurative/figsupport/internal/objstore"
+	"github.com/figurative/figsupport/internal/payload"
+	"github.com/figurative/figsupport/internal/sqlite"
+)
+
+// settings are the typed values every command may need before touching the data dir.
+type settings struct {
+	limits       payload.Limits
+	maxFileBytes int64
+	chain        chain.Options
+	classify     classify.Config
+}
+
+func (g *Globals) settings() (settings, error) {
+	v := g.Values
+	s := settings{limits: payload.DefaultLimits}
+	s.limits.MaxFiles = v.Int("FIGSUPPORT_MAX_FILES")
+	s.limits.MaxBodyBytes = v.Int64("FIGSUPPORT_MAX_BODY_BYTES")
+	s.maxFileBytes = v.Int64("FIGSUPPORT_MAX_FILE_BYTES")
+	s.chain = chain.Options{
+		OpenStages: v.List("HUBSPOT_OPEN_STAGES"),
+		Window:     v.Duration("FIGSUPPORT_THREAD_WINDOW"),
+		KeyTTL:     v.Duration("FIGSUPPORT_KEY_TTL"),
+		HashTTL:    v.Duration("FIGSUPPORT_HASH_TTL"),
+	}
+	s.classify = classify.Config{
+		BaseURL:  v.URL("LLM_BASE_URL"),
+		Model:    v.String("LLM_MODEL"),
+		APIKey:   v.String("LLM_API_KEY"),
+		Timeout:  v.Duration("LLM_TIMEOUT"),
+		Fallback: v.OneOf("CLASSIFY_FALLBACK", payload.Support, payload.Modelisation),
+	}.WithAnthropicKey(v.String("ANTHROPIC_API_KEY"))
+	return s, v.Err()
+}
+
+// app is the wired backends of one invocation.
+type app struct {
+	g        *Globals
+	s        settings
+	dir      string
+	db       *sql.DB
+	journal  *journal.Journal
+	local    *local.Store
+	crm      chain.CRM
+	tasks    chain.Tasks
+	uploader *objstore.Uploader
+	notifier chain.Notifier
+	notify   *notify.Notifier
+	classify *classify.Classifier
+	// names says which backend serves each role, for stderr, logs and doctor.
+	names   [][2]string
+	checks  []func(context.Context) []health.Check
+	closers []func()
+}
+
+// openApp creates the data dir if needed and wires every backend: the real service where its
+// credentials are configured, else the embedded one.
+func openApp(ctx context.Context, g *Globals, noLLM bool) (*app, error) {
+	s, err := g.settings()
+	if err != nil {
+		return nil, err
+	}
+	s.classify.DisableLLM = noLLM
+	dir, err := g.dataDir()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, &config.Error{Key: "FIGSUPPORT_DATA_DIR", Msg: fmt.Sprintf("cannot create %s: %v", dir, err)}
+	}
+	a := &app{g: g, s: s, dir: dir}
+	ok := false
+	defer func() {
+		if !ok {
+			a.Close()
+		}
+	}()
+	a.db, err = sqlite.Open(filepath.Join(dir, "figsupport.db"))
+	if err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, func() { a.db.Close() })
+	if a.journal, err = journal.Open(ctx, a.db, filepath.Join(dir, "locks")); err != nil {
+		return nil, err
+	}
+	v := g.Values
+	if a.local, err = local.Open(ctx, a.db, local.Config{
+		StageNew: v.String("HUBSPOT_STAGE_NEW"), StageClosed: v.String("HUBSPOT_STAGE_CLOSED"), Pipeline: v.String("HUBSPOT_PIPELINE_ID"),
+	}); err != nil {
+		return nil, err
+	}
+	a.checks = append(a.checks, a.journalCheck)
+	if a.classify, err = classify.New(s.classify); err != nil {
+		return nil, err
+	}
+	a.names = append(a.names, [2]string{"llm", a.classify.Backend()})
+	a.checks = append(a.checks, a.classify.Check)
+	for _, wire := range []func(context.Context) error{a.wireCRM, a.wireTasks, a.wireFiles, a.wireNotifier} {
+		if err := wire(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if err := v.Err(); err != nil {
+		return nil, err
+	}
+	ok = true
+	return a, nil
+}
+
+func (a *app) Close() {
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		a.closers[i]()
+	}
+	a.closers = nil
+}
+
+func (a *app) chain() *chain.Chain {
+	return chain.New(chain.Deps{
+		CRM: a.crm, Tasks: a.tasks, Files: a.uploader, Notifier: a.notifier, Classifier: a.classify,
+		Journal: a.journal, Log: a.g.Log,
+	}, a.s.chain)
+}
+
+// backends is "crm=hubspot tasks=embedded …" for stderr and logs.
+func (a *app) backends() string {
+	parts := make([]string, len(a.names))
+	for i, n := range a.names {
+		parts[i] = n[0] + "=" + n[1]
+	}
+	return strings.Join(parts, " ")
+}
+
+func (a *app) journalCheck(ctx context.Context) []health.Check {
+	c := health.Check{Service: "journal", Name: filepath.Join(a.dir, "figsupport.db"), Status: health.OK}
+	runs, err := a.journal.List(ctx, []string{journal.StatusFailed, journal.StatusIncomplete}, 1000)
+	if err != nil {
+		c.Status, c.Detail = health.Fail, err.Error()
+	} else if len(runs) > 0 {
+		c.Status, c.Detail = health.Warn, fmt.Sprintf("%d request(s) failed or incomplete: rerun them with process", len(runs))
+	} else {
+		c.Detail = "writable, nothing pending"
+	}
+	return []health.Check{c}
+}
+
+func (a *app) wireFiles(ctx context.Context) error {
+	v := a.g.Values
+	var backend objstore.Backend
+	r2 := []string{"R2_ENDPOINT_URL", "R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY", "R2_BUCKET_NAME"}
+	if anySet(v, r2...) {
+		for _, k := range append(r2, "R2_PUBLIC_URL") {
+			v.Require(k, "when R2 is configured")
+		}
+		if err := v.Err(); err != nil {
+			return err
+		}
+		s3, err := objstore.NewS3(objstore.S3Config{
+			Endpoint: v.URL("R2_ENDPOINT_URL"), AccessKeyID: v.String("R2_ACCESS_KEY_ID"),
+			SecretAccessKey: v.String("R2_SECRET_ACCESS_KEY"), Bucket: v.String("R2_BUCKET_NAME"), PublicURL: v.URL("R2_PUBLIC_URL"),
+		})
+		if err != nil {
+			return &config.Error{Key: "R2_ENDPOINT_URL", Msg: err.Error()}
+		}
+		backend = s3
+		a.names = append(a.names, [2]string{"files", "r2"})
+	} else {
+		l, err := objstore.NewLocal(objstore.LocalConfig{DataDir: a.dir, PublicBaseURL: v.URL("FILES_PUBLIC_BASE_URL")})
+		if err != nil {
+			return &config.Error{Key: "FILES_PUBLIC_BASE_URL", Msg: err.Error()}
+		}
+		backend = l
+		a.names = append(a.names, [2]string{"files", "embedded"})
+	}
+	a.uploader = objstore.NewUploader(backend, nil, objstore.Config{MaxFileBytes: a.s.maxFileBytes, LocalPaths: true})
+	a.checks = append(a.checks, a.uploader.Check)
+	return nil
+}
+
+func anySet(v *config.Values, keys ...string) bool {
+	for _, k := range keys {
+		if v.Set(k) {
+			return true
+		}
+	}
+	return false
+}
+
+// now is the invocation's clock.
+func (a *app) now() time.Time { return a.g.Now() }
