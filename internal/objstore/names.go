@@ -135,7 +135,7 @@ func keySegment(s string) string {
 	if len(clean) > 80 {
 		clean = clean[:80]
 	}
-	if clean == s {
+	if clean == s && s != "" {
 		return s
 	}
 	sum := sha256.Sum256([]byte(s))

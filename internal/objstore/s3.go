@@ -232,6 +232,11 @@ func describeS3Error(err error, bucket string) error {
 	if errors.As(err, &nsb) || errors.As(err, &nf) {
 		return fmt.Errorf("bucket %q does not exist at this endpoint (check R2_BUCKET_NAME and the account id in R2_ENDPOINT_URL): %w", bucket, err)
 	}
+	var oe *net.OpError
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) || errors.As(err, &oe) {
+		return fmt.Errorf("cannot reach the endpoint (check R2_ENDPOINT_URL and the network): %w", err)
+	}
 	var re *awshttp.ResponseError
 	if errors.As(err, &re) {
 		var api smithy.APIError
@@ -248,12 +253,6 @@ func describeS3Error(err error, bucket string) error {
 			return fmt.Errorf("access denied to bucket %q: the API token needs Object Read & Write on this bucket: %w", bucket, err)
 		}
 		return err
-	}
-	var ne net.Error
-	var oe *net.OpError
-	var dnsErr *net.DNSError
-	if errors.As(err, &dnsErr) || errors.As(err, &oe) || errors.As(err, &ne) {
-		return fmt.Errorf("cannot reach the endpoint (check R2_ENDPOINT_URL and the network): %w", err)
 	}
 	return err
 }
