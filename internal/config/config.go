@@ -274,3 +274,21 @@ func Example() string {
 	}
 	return b.String()
 }
+
+// Table renders the README's configuration table rows from Keys.
+func Table() string {
+	var b strings.Builder
+	b.WriteString("| key | default | meaning |\n|---|---|---|\n")
+	for _, k := range Keys {
+		def := "—"
+		if k.Default != "" {
+			def = "`" + k.Default + "`"
+		}
+		doc := strings.ReplaceAll(k.Doc, "|", "\\|")
+		if k.Secret {
+			doc += " (secret)"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", k.Name, def, doc)
+	}
+	return b.String()
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -89,5 +90,30 @@ func TestRedact(t *testing.T) {
 	v := New(lookup(map[string]string{"HUBSPOT_API_KEY": "pat-na1-secret", "HUBSPOT_HUB_ID": "1234"}))
 	if got := v.Redact("token pat-na1-secret for hub 1234"); got != "token *** for hub 1234" {
 		t.Fatalf("Redact = %q", got)
+	}
+}
+
+// The README's configuration table is generated from Keys too.
+func TestREADMEConfigTable(t *testing.T) {
+	const path = "../../README.md"
+	const begin, end = "<!-- config-table: generated from internal/config.Keys; TestREADMEConfigTable checks it -->\n", "<!-- /config-table -->"
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	i, j := strings.Index(s, begin), strings.Index(s, end)
+	if i < 0 || j < i {
+		t.Fatal("README.md lacks the config-table markers")
+	}
+	want := s[:i+len(begin)] + Table() + s[j:]
+	if *update {
+		if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		s = want
+	}
+	if s != want {
+		t.Fatal("README.md's configuration table is stale: run go test ./internal/config -update")
 	}
 }
