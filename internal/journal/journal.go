@@ -354,7 +354,9 @@ func (j *Journal) MemoPut(ctx context.Context, key, value string) error {
 type Memo struct{ J *Journal }
 
 // Get reads a remembered value.
-func (m Memo) Get(ctx context.Context, key string) (string, bool, error) { return m.J.MemoGet(ctx, key) }
+func (m Memo) Get(ctx context.Context, key string) (string, bool, error) {
+	return m.J.MemoGet(ctx, key)
+}
 
 // Put remembers a value.
 func (m Memo) Put(ctx context.Context, key, value string) error { return m.J.MemoPut(ctx, key, value) }
