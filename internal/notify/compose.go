@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"html/template"
+	"net/url"
 	"strings"
 	"sync"
 	texttemplate "text/template"
@@ -70,7 +71,7 @@ func viewOf(n chain.Notification) view {
 	v := view{
 		Customer: customer(n), Email: oneLine(n.CustomerEmail), Subject: oneLine(n.Subject),
 		Body: cleanText(n.Body), TicketID: oneLine(n.TicketID),
-		TicketURL: oneLine(n.TicketURL), SubtaskID: oneLine(n.SubtaskID), SubtaskURL: oneLine(n.SubtaskURL),
+		TicketURL: webURL(n.TicketURL), SubtaskID: oneLine(n.SubtaskID), SubtaskURL: webURL(n.SubtaskURL),
 		RequestKey: oneLine(n.RequestKey),
 	}
 	class := oneLine(n.Classification)
@@ -89,7 +90,7 @@ func viewOf(n chain.Notification) view {
 		v.Received = n.ReceivedAt.UTC().Format("2006-01-02 15:04 UTC")
 	}
 	for _, f := range n.Files {
-		fv := fileView{Name: oneLine(f.Name), URL: oneLine(f.URL)}
+		fv := fileView{Name: oneLine(f.Name), URL: webURL(f.URL)}
 		if f.Size > 0 {
 			fv.Size = humanSize(f.Size)
 		}
@@ -115,7 +116,7 @@ Message :
 {{.Body}}
 {{if .Files}}
 Fichiers ({{len .Files}}) :
-{{range .Files}}- {{.Name}}{{if .Size}} ({{.Size}}){{end}} : {{.URL}}
+{{range .Files}}- {{.Name}}{{if .Size}} ({{.Size}}){{end}}{{if .URL}} : {{.URL}}{{end}}
 {{end}}{{end}}{{if .RequestKey}}
 Référence : {{.RequestKey}}
 {{end}}`, "\n")
@@ -142,7 +143,7 @@ var htmlTmpl = template.Must(template.New("html").Parse(`<!DOCTYPE html>
 <h3>Fichiers ({{len .Files}})</h3>
 <ul>
 {{- range .Files}}
-<li><a href="{{.URL}}">{{.Name}}</a>{{if .Size}} ({{.Size}}){{end}}</li>
+<li>{{if .URL}}<a href="{{.URL}}">{{.Name}}</a>{{else}}{{.Name}}{{end}}{{if .Size}} ({{.Size}}){{end}}</li>
 {{- end}}
 </ul>{{end}}
 {{- if .RequestKey}}
@@ -221,6 +222,16 @@ func renderText(w *strings.Builder, v view) error {
 		return fmt.Errorf("notify: render text: %w", err)
 	}
 	return nil
+}
+
+// webURL keeps http(s) URLs only: anything else is not shown as a link.
+func webURL(raw string) string {
+	raw = strings.TrimSpace(raw)
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.ContainsAny(raw, " \r\n") {
+		return ""
+	}
+	return raw
 }
 
 // cleanText normalises line ends and drops control characters other than newline and tab.

@@ -125,6 +125,8 @@ type SMTPError struct {
 	Err   error
 	// sent is true once the message body went out: a failure then may still have been delivered.
 	sent bool
+	// permanent marks failures that no retry fixes (configuration, token, certificate).
+	permanent bool
 }
 
 func (e *SMTPError) Error() string {
@@ -142,10 +144,20 @@ func (e *SMTPError) Temporary() bool {
 	if e.Code != 0 {
 		return e.Code >= 400 && e.Code < 500
 	}
+	var cert *tls.CertificateVerificationError
+	if e.permanent || errors.As(e.Err, &cert) {
+		return false
+	}
 	return !e.sent && !errors.Is(e.Err, errInsecure) && !errors.Is(e.Err, context.Canceled) && !errors.Is(e.Err, context.DeadlineExceeded)
 }
 
 var errInsecure = errors.New("refusing to authenticate over an unencrypted connection")
+
+func permanentErr(stage string, err error) *SMTPError {
+	e := stageErr(stage, err)
+	e.permanent = true
+	return e
+}
 
 func stageErr(stage string, err error) *SMTPError {
 	e := &SMTPError{Stage: stage, Err: err}
@@ -277,14 +289,14 @@ func (s *SMTP) authenticate(ctx context.Context, c *smtp.Client) error {
 	mech := strings.ToUpper(s.cfg.Auth)
 	ok, params := c.Extension("AUTH")
 	if !ok {
-		return stageErr("auth", fmt.Errorf("%s offers no AUTH after TLS; set SMTP_AUTH=none if it is an open relay for this host", s.addr))
+		return permanentErr("auth", fmt.Errorf("%s offers no AUTH after TLS; set SMTP_AUTH=none if it is an open relay for this host", s.addr))
 	}
 	if !hasWord(params, mech) {
 		hint := ""
 		if hasWord(params, "LOGIN") && hasWord(params, "XOAUTH2") {
 			hint = " (Office 365: use SMTP_AUTH=login or xoauth2)"
 		}
-		return stageErr("auth", fmt.Errorf("%s offers AUTH %s, not %s%s", s.addr, params, mech, hint))
+		return permanentErr("auth", fmt.Errorf("%s offers AUTH %s, not %s%s", s.addr, params, mech, hint))
 	}
 	var a smtp.Auth
 	switch s.cfg.Auth {
@@ -295,7 +307,8 @@ func (s *SMTP) authenticate(ctx context.Context, c *smtp.Client) error {
 	case AuthXOAuth2:
 		tok, err := s.tokens.Token(ctx)
 		if err != nil {
-			return stageErr("auth", err)
+			// The token client has its own timeout; Entra's refusals are configuration errors.
+			return permanentErr("auth", err)
 		}
 		a = &xoauth2Auth{user: s.cfg.User, token: tok}
 	}

@@ -1,0 +1,134 @@
+package notify
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/figurative/figsupport/internal/fakes/graphfake"
+	"github.com/figurative/figsupport/internal/health"
+)
+
+func graphSetup(t *testing.T, secret string) (*graphfake.Server, *Graph, *[]time.Duration) {
+	t.Helper()
+	fake := graphfake.New(t)
+	g, err := NewGraph(GraphConfig{Sender: "bot@figurative.fr", BaseURL: fake.URL, Retry: fastRetry},
+		OAuthConfig{TenantID: graphfake.Tenant, ClientID: graphfake.ClientID, ClientSecret: secret, TokenURL: fake.TokenURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var waits []time.Duration
+	g.sleep = func(ctx context.Context, d time.Duration) error {
+		mu.Lock()
+		waits = append(waits, d)
+		mu.Unlock()
+		return ctx.Err()
+	}
+	return fake, g, &waits
+}
+
+func TestGraphSend(t *testing.T) {
+	fake, g, _ := graphSetup(t, graphfake.ClientSecret)
+	m := testMessage(t)
+	for range 2 {
+		if err := g.Send(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mails := fake.Mails()
+	if len(mails) != 2 {
+		t.Fatalf("mails = %+v", mails)
+	}
+	got := mails[0]
+	if got.Sender != "bot@figurative.fr" || got.Subject != m.Subject || got.ContentType != "HTML" || got.Content != m.HTML ||
+		strings.Join(got.To, ",") != "admin@figurative.fr,ops@figurative.fr" || got.SaveToSentItems == nil || *got.SaveToSentItems {
+		t.Fatalf("mail = %+v", got)
+	}
+	reqs := fake.TokenRequests()
+	if len(reqs) != 1 || reqs[0].Scope != ScopeGraph || reqs[0].ClientID != graphfake.ClientID || reqs[0].GrantType != "client_credentials" {
+		t.Fatalf("token requests = %+v (want one, reused)", reqs)
+	}
+}
+
+func TestGraphThrottled(t *testing.T) {
+	fake, g, waits := graphSetup(t, graphfake.ClientSecret)
+	fake.Throttle(2, http.StatusTooManyRequests, http.StatusServiceUnavailable)
+	if err := g.Send(context.Background(), testMessage(t)); err != nil {
+		t.Fatal(err)
+	}
+	if fake.SendCalls() != 3 || len(fake.Mails()) != 1 {
+		t.Fatalf("calls = %d, mails = %d", fake.SendCalls(), len(fake.Mails()))
+	}
+	// Retry-After: 2 is honoured, within the policy's cap (5 ms in this test).
+	if len(*waits) != 2 || (*waits)[0] != fastRetry.Max {
+		t.Fatalf("waits = %v", *waits)
+	}
+	fake.Throttle(1, 429, 429, 429)
+	err := g.Send(context.Background(), testMessage(t))
+	var ge *GraphError
+	if !errors.As(err, &ge) || ge.Status != 429 || ge.Code != "ApplicationThrottled" || ge.RetryAfter != time.Second || ge.RequestID == "" {
+		t.Fatalf("err = %v (%+v)", err, ge)
+	}
+}
+
+func TestGraphErrors(t *testing.T) {
+	t.Run("bad secret", func(t *testing.T) {
+		fake, g, _ := graphSetup(t, "wrong-SECRET")
+		err := g.Send(context.Background(), testMessage(t))
+		if err == nil || !strings.Contains(err.Error(), "invalid_client") || !strings.Contains(err.Error(), "AADSTS7000215") {
+			t.Fatalf("err = %v", err)
+		}
+		if strings.Contains(err.Error(), "wrong-SECRET") || strings.Contains(err.Error(), "Trace ID") {
+			t.Fatalf("err = %v", err)
+		}
+		if fake.SendCalls() != 0 {
+			t.Fatal("sendMail called without a token")
+		}
+		checks := g.Check(context.Background())
+		if len(checks) != 1 || checks[0].Status != health.Fail || strings.Contains(checks[0].Detail, "wrong-SECRET") {
+			t.Fatalf("checks = %+v", checks)
+		}
+	})
+	t.Run("unknown sender", func(t *testing.T) {
+		fake := graphfake.New(t)
+		g, _ := NewGraph(GraphConfig{Sender: "nobody", BaseURL: fake.URL, Retry: fastRetry},
+			OAuthConfig{ClientID: graphfake.ClientID, ClientSecret: graphfake.ClientSecret, TokenURL: fake.TokenURL()})
+		err := g.Send(context.Background(), testMessage(t))
+		var ge *GraphError
+		if !errors.As(err, &ge) || ge.Status != 404 || ge.Code != "ErrorInvalidUser" || fake.SendCalls() != 1 {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("check ok", func(t *testing.T) {
+		_, g, _ := graphSetup(t, graphfake.ClientSecret)
+		checks := g.Check(context.Background())
+		if len(checks) != 1 || checks[0].Status != health.OK {
+			t.Fatalf("checks = %+v", checks)
+		}
+	})
+}
+
+func TestGraphNotifier(t *testing.T) {
+	fake := graphfake.New(t)
+	n, err := New(Config{
+		To: []string{"admin@figurative.fr"}, Graph: GraphConfig{Sender: "bot@figurative.fr", BaseURL: fake.URL},
+		OAuth: OAuthConfig{ClientID: graphfake.ClientID, ClientSecret: graphfake.ClientSecret, TokenURL: fake.TokenURL()},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.Kind() != KindGraph || n.From != "bot@figurative.fr" {
+		t.Fatalf("notifier = %+v", n)
+	}
+	if err := n.Notify(context.Background(), sample); err != nil {
+		t.Fatal(err)
+	}
+	if m := fake.Mails(); len(m) != 1 || !strings.Contains(m[0].Subject, "ticket #123 (nouveau)") {
+		t.Fatalf("mails = %+v", m)
+	}
+}
