@@ -96,3 +96,17 @@ var mdReplacer = strings.NewReplacer(
 func mdEscape(s string) string { return mdReplacer.Replace(s) }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// SplitName puts the last word of a name in lastname and the rest in firstname ("Marie Anne
+// Dupont" → "Marie Anne", "Dupont"). Particles ("de la Tour") come out wrong, but CRM users fix
+// names by hand and the e-mail is the identity.
+func SplitName(name string) (first, last string) {
+	f := strings.Fields(name)
+	switch len(f) {
+	case 0:
+		return "", ""
+	case 1:
+		return f[0], ""
+	}
+	return strings.Join(f[:len(f)-1], " "), f[len(f)-1]
+}

@@ -161,7 +161,7 @@ func (m *CRM) FindOrCreateContact(ctx context.Context, email, name string) (chai
 		return chain.Contact{}, errors.New("hubspot: contact e-mail is empty")
 	}
 	props := map[string]string{"email": email}
-	if first, last := splitName(name); first != "" {
+	if first, last := chain.SplitName(name); first != "" {
 		props["firstname"] = first
 		if last != "" {
 			props["lastname"] = last
@@ -185,18 +185,19 @@ func (m *CRM) FindOrCreateContact(ctx context.Context, email, name string) (chai
 	return chain.Contact{}, fmt.Errorf("create contact: %w", err)
 }
 
-// splitName puts the last word in lastname and the rest in firstname ("Jean Dupont", "Marie Anne
-// de la Tour" → "Marie Anne de la", "Tour" is wrong for particles, but HubSpot users fix names by
-// hand and the e-mail is the identity).
-func splitName(name string) (first, last string) {
-	f := strings.Fields(name)
-	switch len(f) {
-	case 0:
-		return "", ""
-	case 1:
-		return f[0], ""
+// FindContact reads the contact by e-mail (consistent, unlike search) and never creates one; nil
+// when there is none. `ticket find` uses it.
+func (m *CRM) FindContact(ctx context.Context, email string) (*chain.Contact, error) {
+	email = strings.ToLower(strings.TrimSpace(email))
+	var o object
+	err := m.c.get(ctx, "/crm/v3/objects/contacts/"+url.PathEscape(email), url.Values{"idProperty": {"email"}}, &o)
+	if statusOf(err) == http.StatusNotFound {
+		return nil, nil
 	}
-	return strings.Join(f[:len(f)-1], " "), f[len(f)-1]
+	if err != nil {
+		return nil, fmt.Errorf("find contact: %w", err)
+	}
+	return &chain.Contact{ID: o.ID, Email: email}, nil
 }
 
 // ---------------------------------------------------------------------------------------------

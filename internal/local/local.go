@@ -110,7 +110,7 @@ func (s *Store) SetClock(now func() time.Time) { s.now = now }
 // FindOrCreateContact returns the contact with that e-mail, creating it if needed.
 func (s *Store) FindOrCreateContact(ctx context.Context, email, name string) (chain.Contact, error) {
 	email = strings.ToLower(strings.TrimSpace(email))
-	first, last := SplitName(name)
+	first, last := chain.SplitName(name)
 	res, err := s.db.ExecContext(ctx, `INSERT INTO contacts(email, firstname, lastname, created_at) VALUES(?, ?, ?, ?)
 		ON CONFLICT(email) DO NOTHING`, email, first, last, s.now().UnixMilli())
 	if err != nil {
@@ -124,17 +124,6 @@ func (s *Store) FindOrCreateContact(ctx context.Context, email, name string) (ch
 	return chain.Contact{ID: strconv.FormatInt(id, 10), Email: email, Created: n == 1}, nil
 }
 
-// SplitName splits "Jean Dupont" into first and last name the way HubSpot's form does.
-func SplitName(name string) (first, last string) {
-	f := strings.Fields(name)
-	switch len(f) {
-	case 0:
-		return "", ""
-	case 1:
-		return f[0], ""
-	}
-	return f[0], strings.Join(f[1:], " ")
-}
 
 const selectTicket = `SELECT id, contact_id, subject, classification, stage, fichiers_urls, clickup_subtask_id, last_activity FROM tickets`
 
