@@ -124,7 +124,6 @@ func (s *Store) FindOrCreateContact(ctx context.Context, email, name string) (ch
 	return chain.Contact{ID: strconv.FormatInt(id, 10), Email: email, Created: n == 1}, nil
 }
 
-
 const selectTicket = `SELECT id, contact_id, subject, classification, stage, fichiers_urls, clickup_subtask_id, last_activity FROM tickets`
 
 func (s *Store) scanTicket(row interface{ Scan(...any) error }) (chain.Ticket, error) {
