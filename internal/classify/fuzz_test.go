@@ -3,6 +3,7 @@ package classify_test
 import (
 	"context"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/figurative/figsupport/internal/classify"
@@ -70,4 +71,21 @@ func FuzzParseAnswer(f *testing.F) {
 			t.Fatalf("ParseAnswer(%q) = %q, %v", s, l, ok)
 		}
 	})
+}
+
+// BenchmarkRules measures the rules on a long hostile-looking message (no spaces, many extension
+// mentions and keyword stems) and on an ordinary one.
+func BenchmarkRules(b *testing.B) {
+	cases := map[string]*payload.Request{
+		"ordinary": {Objet: "Demande de modélisation", Description: strings.Repeat("Je souhaite modéliser ce produit en 3D pour l'AR, paiement par carte bancaire. ", 20)},
+		"hostile":  {Description: strings.Repeat("a.glb.3ds-d.step", 3000) + strings.Repeat("3-d-3-d ", 3000)},
+	}
+	for name, r := range cases {
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(int64(len(r.Text())))
+			for b.Loop() {
+				classify.Rules(r)
+			}
+		})
+	}
 }

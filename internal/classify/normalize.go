@@ -24,6 +24,16 @@ var ligatures = strings.NewReplacer("œ", "oe", "æ", "ae", "ß", "ss")
 // normalize lower-cases s, decomposes it (NFD) and drops the combining marks, so that "Modélisation",
 // "MODELISATION" and a decomposed "modélisation" compare equal.
 func normalize(s string) string {
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			ascii = false
+			break
+		}
+	}
+	if ascii { // most words: nothing to decompose
+		return strings.ToLower(s)
+	}
 	s = strings.ToLower(s)
 	s = norm.NFD.String(s)
 	var b strings.Builder
@@ -83,14 +93,21 @@ func truncateRunes(s string, n int) string {
 }
 
 // fileNameAt returns the file name (or URL) that ends at end in text and whose extension starts at
-// dot: everything back to the previous space, quote or bracket.
+// dot: everything back to the previous space, quote or bracket, at most maxNameBytes back (without
+// the bound, "a.glb.glb.glb…" with no space would make the rules quadratic).
 func fileNameAt(text string, dot, end int) string {
-	b := strings.LastIndexFunc(text[:dot], func(r rune) bool {
+	const maxNameBytes = 256
+	from := max(0, dot-maxNameBytes)
+	for from > 0 && !utf8.RuneStart(text[from]) {
+		from++
+	}
+	b := strings.LastIndexFunc(text[from:dot], func(r rune) bool {
 		return unicode.IsSpace(r) || strings.ContainsRune("\"'()<>[]{},;«»“”‘’", r)
 	})
 	if b < 0 {
-		return text[:end]
+		return text[from:end]
 	}
+	b += from
 	_, size := utf8.DecodeRuneInString(text[b:])
 	return text[b+size : end]
 }

@@ -293,11 +293,14 @@ func (a *analysis) add(h *hit) {
 func (a *analysis) addText(text string) {
 	toks := tokenize(text)
 	best := map[string]int{} // concept -> index in hits
-	record := func(h hit) {
-		if j, ok := best[h.concept]; ok {
-			if h.weight <= a.hits[j].weight {
-				return
-			}
+	// reason is built only for a hit that counts: a long message repeats the same words.
+	record := func(h hit, reason func() string) {
+		j, seen := best[h.concept]
+		if seen && h.weight <= a.hits[j].weight {
+			return
+		}
+		h.reason = reason()
+		if seen {
 			a.unscore(a.hits[j])
 			a.hits[j] = h
 		} else {
@@ -312,11 +315,11 @@ func (a *analysis) addText(text string) {
 	}
 	for i := 0; i < len(toks); {
 		if extMention(toks, i) {
-			ext := toks[i].norm
-			end := toks[i].start + len(toks[i].surface)
-			surface := fileNameAt(text, toks[i].start-1, end)
-			record(hit{concept: "ext " + ext, label: labelM, weight: weightExtInText,
-				reason: fmt.Sprintf("3D file extension .%s mentioned (%s)", ext, quoteShort(surface))})
+			t := toks[i]
+			record(hit{concept: "ext " + t.norm, label: labelM, weight: weightExtInText}, func() string {
+				name := fileNameAt(text, t.start-1, t.start+len(t.surface))
+				return fmt.Sprintf("3D file extension .%s mentioned (%s)", t.norm, quoteShort(name))
+			})
 			i++
 			continue
 		}
@@ -324,8 +327,10 @@ func (a *analysis) addText(text string) {
 		for k := range rules {
 			ru := &rules[k]
 			if n = ru.match(toks, i); n > 0 {
-				record(hit{concept: ru.concept, label: ru.label, weight: ru.weight,
-					reason: fmt.Sprintf("%s %s (%s)", ru.kind, quoteShort(phraseSurface(toks[i:i+n])), phraseNorm(toks[i:i+n]))})
+				words := toks[i : i+n]
+				record(hit{concept: ru.concept, label: ru.label, weight: ru.weight}, func() string {
+					return fmt.Sprintf("%s %s (%s)", ru.kind, quoteShort(phraseSurface(words)), phraseNorm(words))
+				})
 				break
 			}
 		}
