@@ -273,7 +273,9 @@ func TestSMTPStalledServerCancelled(t *testing.T) {
 		s.cfg.Timeout = 100 * time.Millisecond
 		s.retry = backoff.Policy{Attempts: 1}
 		done := make(chan error, 1)
-		go func() { done <- s.Send(context.Background(), &Message{From: "a@b.c", To: []string{"d@e.f"}, Raw: []byte("x")}) }()
+		go func() {
+			done <- s.Send(context.Background(), &Message{From: "a@b.c", To: []string{"d@e.f"}, Raw: []byte("x")})
+		}()
 		select {
 		case err := <-done:
 			if err == nil || !strings.Contains(err.Error(), "greeting") {
