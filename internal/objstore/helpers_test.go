@@ -35,9 +35,11 @@ type fakeS3 struct {
 	srv *httptest.Server
 	mem *s3mem.Backend
 
-	mu      sync.Mutex
-	headers []http.Header
-	methods []string
+	mu        sync.Mutex
+	headers   []http.Header
+	methods   []string
+	mpuActive int // multipart uploads created and not yet completed or aborted
+	mpuPeak   int
 }
 
 func newFakeS3(t testing.TB) *fakeS3 {
@@ -51,8 +53,18 @@ func newFakeS3(t testing.TB) *fakeS3 {
 		f.mu.Lock()
 		f.headers = append(f.headers, r.Header.Clone())
 		f.methods = append(f.methods, r.Method+" "+r.URL.RawQuery)
+		q := r.URL.Query()
+		if r.Method == http.MethodPost && q.Has("uploads") {
+			f.mpuActive++
+			f.mpuPeak = max(f.mpuPeak, f.mpuActive)
+		}
 		f.mu.Unlock()
 		h.ServeHTTP(w, r)
+		if (r.Method == http.MethodPost || r.Method == http.MethodDelete) && q.Has("uploadId") {
+			f.mu.Lock()
+			f.mpuActive--
+			f.mu.Unlock()
+		}
 	}))
 	t.Cleanup(f.srv.Close)
 	return f

@@ -42,6 +42,10 @@ type S3Config struct {
 	PartSize int64
 	// PartConcurrency is how many parts of one file are in flight (default 2).
 	PartConcurrency int
+	// MaxLargeUploads bounds the multipart uploads in flight in this process, across files and
+	// requests (default 1): each holds (PartConcurrency+2)·PartSize of buffers, so this is what keeps
+	// memory flat when many large files arrive at once. Files known to be smaller than a part skip it.
+	MaxLargeUploads int
 	// Retry is the shared policy applied to each S3 request (parts included); zero means backoff.Default.
 	Retry backoff.Policy
 	// HTTPClient overrides the transport (tests); nil means one with sensible timeouts.
@@ -57,6 +61,7 @@ type S3 struct {
 	client *s3.Client
 	tm     *transfermanager.Client
 	base   string
+	large  chan struct{} // semaphore of multipart uploads
 }
 
 // NewS3 builds the client. It does not touch the network; Check does.
@@ -92,6 +97,9 @@ func NewS3(cfg S3Config) (*S3, error) {
 	}
 	if cfg.PartConcurrency <= 0 {
 		cfg.PartConcurrency = 2
+	}
+	if cfg.MaxLargeUploads <= 0 {
+		cfg.MaxLargeUploads = 1
 	}
 	if cfg.Retry.Attempts == 0 {
 		cfg.Retry = backoff.Default
@@ -135,7 +143,7 @@ func NewS3(cfg S3Config) (*S3, error) {
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		o.FailTimeout = 30 * time.Second // abort a failed multipart upload even when ctx is gone
 	})
-	return &S3{cfg: cfg, client: client, tm: tm, base: base}, nil
+	return &S3{cfg: cfg, client: client, tm: tm, base: base, large: make(chan struct{}, cfg.MaxLargeUploads)}, nil
 }
 
 // Kind implements Backend.
@@ -158,6 +166,16 @@ func (s *S3) Put(ctx context.Context, key string, body io.Reader, size int64, co
 	if size > 0 {
 		// Lets the uploader raise the part size for very large files (10,000 parts at most).
 		in.ContentLength = aws.Int64(size)
+	}
+	if size < 0 || size >= s.cfg.PartSize {
+		// Waiting here leaves the source idle for a while; a source that gives up fails this file,
+		// which a retry redoes, rather than memory growing with the number of large files.
+		select {
+		case s.large <- struct{}{}:
+			defer func() { <-s.large }()
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
 	}
 	if _, err := s.tm.UploadObject(ctx, in); err != nil {
 		return "", fmt.Errorf("r2 upload: %w", describeS3Error(err, s.cfg.Bucket))

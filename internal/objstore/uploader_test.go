@@ -433,3 +433,36 @@ func (f failingBackend) Put(ctx context.Context, key string, body io.Reader, siz
 }
 func (failingBackend) Check(context.Context) []health.Check { return nil }
 func (failingBackend) Kind() string                         { return "failing" }
+
+// Large files share a process-wide budget of multipart uploads, so memory stays flat however
+// many arrive together; small ones do not wait for it.
+func TestLargeUploadsBounded(t *testing.T) {
+	fs3 := newFakeS3(t)
+	cfg := fs3.config()
+	cfg.MaxLargeUploads = 1
+	b, err := NewS3(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(w, &pattern{n: 6 << 20})
+	}))
+	defer srv.Close()
+	u := NewUploader(b, loopbackFetcher(64<<20), Config{Parallel: 4})
+	var files []payload.File
+	for i := range 4 {
+		files = append(files, payload.File{Name: fmt.Sprintf("big%d.bin", i), URL: fmt.Sprintf("%s/%d", srv.URL, i)})
+	}
+	if _, err := u.Upload(context.Background(), "req-large", at, files); err != nil {
+		t.Fatal(err)
+	}
+	fs3.mu.Lock()
+	peak := fs3.mpuPeak
+	fs3.mu.Unlock()
+	if peak != 1 {
+		t.Fatalf("%d multipart uploads at once, want 1", peak)
+	}
+	if n := len(fs3.keys(t)); n != 4 {
+		t.Fatalf("%d objects stored", n)
+	}
+}
