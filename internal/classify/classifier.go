@@ -57,15 +57,21 @@ type Config struct {
 }
 
 // WithAnthropicKey returns c completed for ANTHROPIC_API_KEY, the seed's only LLM setting: when no
-// LLM_API_KEY is set it becomes the key and, unless an endpoint or model is configured, Anthropic's
-// OpenAI-compatible endpoint and DefaultAnthropicModel are used.
+// LLM_API_KEY is set and the endpoint is unset or Anthropic's, it becomes the key, the endpoint
+// defaults to AnthropicBaseURL and (in New) the model to DefaultAnthropicModel. An Anthropic key is
+// never sent to another endpoint.
 func (c Config) WithAnthropicKey(key string) Config {
 	key = strings.TrimSpace(key)
 	if c.APIKey != "" || key == "" {
 		return c
 	}
+	if b := strings.TrimSpace(c.BaseURL); b != "" {
+		if u, err := url.Parse(b); err != nil || u.Hostname() != "api.anthropic.com" {
+			return c
+		}
+	}
 	c.APIKey = key
-	if c.BaseURL == "" {
+	if strings.TrimSpace(c.BaseURL) == "" {
 		c.BaseURL = AnthropicBaseURL
 	}
 	return c
@@ -264,7 +270,7 @@ func (c *Classifier) describe(parent, call context.Context, err error) error {
 			detail = strings.Trim(detail+" "+code, " ")
 		}
 		if detail != "" {
-			return fmt.Errorf("HTTP %d (%s)", apiErr.HTTPStatusCode, c.redact(detail))
+			return fmt.Errorf("HTTP %d (%s)", apiErr.HTTPStatusCode, c.redact(truncateRunes(detail, 60)))
 		}
 		return fmt.Errorf("HTTP %d", apiErr.HTTPStatusCode)
 	}

@@ -67,6 +67,7 @@ var rules = compile([]rule{
 	{concept: "3d secure", label: labelS, weight: weightStrong, kind: "payment step", words: "3 -d secure|securise|securisee|secured"},
 	{concept: "3d software", label: labelM, weight: weightStrong, kind: "3D software", words: "3ds|3d max"},
 	{concept: "3d software", label: labelM, weight: weightStrong, kind: "3D software", words: "3dsmax|blender|sketchup|zbrush|cinema4d|c4d"},
+	{concept: "3d software", label: labelM, weight: weightStrong, kind: "3D software", words: "cinema 4d"},
 	{concept: "3d secure", label: labelS, weight: weightStrong, kind: "payment step", words: "3ds|3dsecure|3ds2|3dsv2"},
 
 	// MODELISATION.

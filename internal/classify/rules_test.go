@@ -83,6 +83,7 @@ func TestRules(t *testing.T) {
 		{name: "3d lower", req: text("une vue 3d"), want: mod},
 		{name: "3-D", req: text("A 3-D view"), want: mod},
 		{name: "3 d' is not 3-D", req: text("Il y en a 3 d'avance"), ambiguous: true, want: sup},
+		{name: "Cinema 4D is software", req: text("Un export Cinema 4D"), want: mod, notReason: "(3d)"},
 		{name: "3ds Max is software", req: text("Exporté depuis 3ds Max"), want: mod, notReason: "payment"},
 		{name: "3D Secure but modelling", req: text("Je voudrais modéliser en 3D et en AR mon canapé, mais le 3D Secure bloque"), want: mod, ambiguous: true,
 			reason: "score MODELISATION 6, SUPPORT 3"},
