@@ -39,6 +39,19 @@ func notifyConfig(v *config.Values, dataDir string) (notify.Config, error) {
 		To:        v.Emails("NOTIFICATION_EMAIL"),
 		From:      v.String("SMTP_FROM"),
 		OutboxDir: filepath.Join(dataDir, "outbox"),
+		SMTP: notify.SMTPConfig{
+			Host: v.String("SMTP_HOST"), User: v.String("SMTP_USER"), Password: v.String("SMTP_PASSWORD"),
+			Auth: v.OneOf("SMTP_AUTH", "login", "plain", "xoauth2", "none"),
+			TLS:  v.OneOf("SMTP_TLS", "starttls", "tls", "none"),
+		},
+		OAuth: notify.OAuthConfig{
+			TenantID: v.String("OAUTH_TENANT_ID"), ClientID: v.String("OAUTH_CLIENT_ID"),
+			ClientSecret: v.String("OAUTH_CLIENT_SECRET"), TokenURL: v.URL("OAUTH_TOKEN_URL"),
+		},
+		Graph: notify.GraphConfig{Sender: v.String("GRAPH_SENDER"), BaseURL: v.URL("GRAPH_BASE_URL")},
+	}
+	if v.Set("SMTP_PORT") {
+		cfg.SMTP.Port = v.Int("SMTP_PORT")
 	}
 	if notify.Kind(cfg) == notify.KindOutbox && len(cfg.To) == 0 {
 		// The embedded default needs no set-up: messages land in the outbox addressed to a placeholder.
