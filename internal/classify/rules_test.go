@@ -158,3 +158,16 @@ func TestRulesEveryExtension(t *testing.T) {
 		}
 	}
 }
+
+func TestNilRequest(t *testing.T) {
+	if got := classify.Rules(nil); !got.Ambiguous || got.Classification != sup || len(got.Reasons) == 0 {
+		t.Errorf("Rules(nil) = %+v", got)
+	}
+	c, err := classify.New(classify.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Classify(t.Context(), nil); got.Method != classify.MethodFallback {
+		t.Errorf("Classify(nil) = %+v", got)
+	}
+}
