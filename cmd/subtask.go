@@ -20,6 +20,12 @@ func newSubtaskCmd(g *Globals) *cobra.Command {
 type subtaskOptions struct {
 	g                 *Globals
 	name, description string
+	replace           bool
+}
+
+// descriptionReplacer replaces a subtask's description instead of appending to it.
+type descriptionReplacer interface {
+	UpdateDescription(ctx context.Context, id, markdown string) (chain.Subtask, error)
 }
 
 func newSubtaskCreateCmd(g *Globals) *cobra.Command {
@@ -43,14 +49,16 @@ func newSubtaskUpdateCmd(g *Globals) *cobra.Command {
 	o := &subtaskOptions{g: g}
 	c := &cobra.Command{
 		Use:     "update ID --description D",
-		Short:   "Append to a subtask's description (earlier content is kept)",
-		Example: `  figsupport subtask update 86c7r48hb --description "Le client a envoyé la vue de dos"`,
+		Short:   "Append to a subtask's description (earlier content is kept), or replace it",
+		Example: `  figsupport subtask update 86c7r48hb --description "Le client a envoyé la vue de dos"
+  figsupport subtask update 86c7r48hb --replace --description "Description refaite"`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runSubtask(cmd.Context(), o, args[0])
 		},
 	}
 	c.Flags().StringVar(&o.description, "description", "", "markdown to append (required)")
+	c.Flags().BoolVar(&o.replace, "replace", false, "replace the description instead of appending")
 	_ = c.MarkFlagRequired("description")
 	return c
 }
@@ -68,6 +76,9 @@ func runSubtask(ctx context.Context, o *subtaskOptions, id string) error {
 		if id == "" {
 			return dryRun(g, fmt.Sprintf("create subtask %q", o.name))
 		}
+		if o.replace {
+			return dryRun(g, "replace the description of subtask "+id)
+		}
 		return dryRun(g, "append to the description of subtask "+id)
 	}
 	a, err := openApp(ctx, g, true)
@@ -78,6 +89,12 @@ func runSubtask(ctx context.Context, o *subtaskOptions, id string) error {
 	var st chain.Subtask
 	if id == "" {
 		st, err = a.tasks.CreateSubtask(ctx, strings.TrimSpace(o.name), o.description)
+	} else if o.replace {
+		r, ok := a.tasks.(descriptionReplacer)
+		if !ok {
+			return errors.New("this task tracker cannot replace a description")
+		}
+		st, err = r.UpdateDescription(ctx, id, o.description)
 	} else {
 		st, err = a.tasks.AppendSubtask(ctx, id, o.description)
 	}

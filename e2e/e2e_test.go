@@ -299,6 +299,12 @@ func TestCommands(t *testing.T) {
 	if out := must("subtask", "update", "1", "--description", "v2"); !strings.HasPrefix(out, "subtask 1 updated") {
 		t.Errorf("subtask update: %q", out)
 	}
+	if out := must("subtask", "update", "1", "--replace", "--description", "v3"); !strings.HasPrefix(out, "subtask 1 updated") {
+		t.Errorf("subtask replace: %q", out)
+	}
+	if r := run(t, data, "", "subtask", "update", "99", "--description", "x"); r.code != 2 {
+		t.Errorf("updating an unknown subtask: exit %d, want 2", r.code)
+	}
 	if out := must("notify", "--subject", "Test", "--body", "Bonjour"); !strings.Contains(out, "sent through outbox") {
 		t.Errorf("notify: %q", out)
 	}

@@ -396,3 +396,16 @@ func (s *Store) FindContact(ctx context.Context, email string) (*chain.Contact, 
 	}
 	return &chain.Contact{ID: strconv.FormatInt(id, 10), Email: email}, nil
 }
+
+// UpdateDescription replaces the subtask's description (`subtask update --replace`).
+func (s *Store) UpdateDescription(ctx context.Context, id, markdown string) (chain.Subtask, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE subtasks SET markdown = ?, updated_at = ? WHERE CAST(id AS TEXT) = ?`,
+		markdown, s.now().UnixMilli(), id)
+	if err != nil {
+		return chain.Subtask{}, fmt.Errorf("local: update subtask: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return chain.Subtask{}, fmt.Errorf("local: subtask %s: %w", id, chain.ErrNotFound)
+	}
+	return chain.Subtask{ID: id, URL: s.cfg.TaskURLBase + id}, nil
+}
