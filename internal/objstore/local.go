@@ -154,7 +154,7 @@ func (l *Local) Check(ctx context.Context) []health.Check {
 	c.Status = health.OK
 	c.Detail = "files are stored under " + l.root
 	if l.base == "" {
-		c.Detail += "; their URLs are file:// links, readable on this machine only (set FIGSUPPORT_FILES_PUBLIC_URL, or configure R2)"
+		c.Detail += "; their URLs are file:// links, readable on this machine only (set FILES_PUBLIC_BASE_URL, or configure R2)"
 		c.Status = health.Warn
 	}
 	return []health.Check{c}
