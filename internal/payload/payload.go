@@ -41,9 +41,10 @@ type Request struct {
 	ReceivedAt  time.Time `json:"received_at"`
 	RequestID   string    `json:"request_id,omitempty"`
 
-	// atDefaulted is true when received_at was not given and Normalize set it to now: the
-	// idempotency hash then leaves it out, so the same message resent is the same request.
-	atDefaulted bool
+	// ReceivedAtDefault is true when received_at was not given and Normalize set it to now: the
+	// idempotency hash then leaves it out, so the same message resent is the same request. It is
+	// part of the JSON so that a request stored in the journal and read back keeps its key.
+	ReceivedAtDefault bool `json:"received_at_default,omitempty"`
 }
 
 // StoredFile is a file once it is in the object store.
@@ -111,6 +112,7 @@ var ErrInvalid = errors.New("invalid request")
 type ValidationError struct {
 	Field string
 	Msg   string
+	err   error // a more specific cause (ErrTooLarge) for errors.Is
 }
 
 func (e *ValidationError) Error() string {
@@ -122,6 +124,9 @@ func (e *ValidationError) Error() string {
 
 // Is makes errors.Is(err, ErrInvalid) true for every validation error.
 func (e *ValidationError) Is(target error) bool { return target == ErrInvalid }
+
+// Unwrap exposes the specific cause, so errors.Is(err, ErrTooLarge) holds for an oversized body.
+func (e *ValidationError) Unwrap() error { return e.err }
 
 // ErrTooLarge is returned (wrapped in a ValidationError) when the document exceeds MaxBodyBytes.
 var ErrTooLarge = errors.New("request body too large")
@@ -140,6 +145,8 @@ type wire struct {
 	Fichiers    []File  `json:"fichiers"`
 	ReceivedAt  *string `json:"received_at"`
 	RequestID   *string `json:"request_id"`
+	// ReceivedAtDefault lets a stored request (see Request.ReceivedAtDefault) re-parse to its key.
+	ReceivedAtDefault bool `json:"received_at_default"`
 }
 
 // Parse reads one JSON request, validates and normalises it. Unknown fields are tolerated.
@@ -150,7 +157,7 @@ func Parse(r io.Reader, lim Limits, now time.Time) (*Request, error) {
 		return nil, fmt.Errorf("read request: %w", err)
 	}
 	if int64(len(body)) > lim.MaxBodyBytes {
-		return nil, &ValidationError{Msg: fmt.Sprintf("request body exceeds %d bytes", lim.MaxBodyBytes)}
+		return nil, &ValidationError{Msg: fmt.Sprintf("request body exceeds %d bytes", lim.MaxBodyBytes), err: ErrTooLarge}
 	}
 	return ParseBytes(body, lim, now)
 }
@@ -165,7 +172,8 @@ func ParseBytes(body []byte, lim Limits, now time.Time) (*Request, error) {
 	if err := dec.Decode(&w); err != nil {
 		return nil, jsonError(err)
 	}
-	if dec.More() {
+	// Not dec.More(): it reports false when the next byte is '}' or ']', so `{…}}` would pass.
+	if len(bytes.TrimSpace(body[dec.InputOffset():])) > 0 {
 		return nil, &ValidationError{Msg: "unexpected data after the JSON object"}
 	}
 	req := &Request{
@@ -176,6 +184,8 @@ func ParseBytes(body []byte, lim Limits, now time.Time) (*Request, error) {
 		UserName:    deref(w.UserName),
 		Fichiers:    w.Fichiers,
 		RequestID:   deref(w.RequestID),
+
+		ReceivedAtDefault: w.ReceivedAtDefault,
 	}
 	if w.ReceivedAt != nil && strings.TrimSpace(*w.ReceivedAt) != "" {
 		t, err := time.Parse(time.RFC3339Nano, strings.TrimSpace(*w.ReceivedAt))
@@ -285,9 +295,14 @@ func (r *Request) Normalize(lim Limits, now time.Time) error {
 	}
 	if r.ReceivedAt.IsZero() {
 		r.ReceivedAt = now
-		r.atDefaulted = true
+		r.ReceivedAtDefault = true
 	}
 	r.ReceivedAt = r.ReceivedAt.UTC()
+	// HubSpot timestamps are epoch milliseconds, and a year before 0 cannot even be marshalled
+	// (the hash would silently be that of an empty document).
+	if r.ReceivedAt.Before(time.Unix(0, 0)) {
+		return invalid("received_at", "is before 1970: %s", r.ReceivedAt.Format(time.RFC3339))
+	}
 	if r.ReceivedAt.After(now.Add(24 * time.Hour)) {
 		return invalid("received_at", "is more than a day in the future: %s", r.ReceivedAt.Format(time.RFC3339))
 	}
@@ -336,11 +351,12 @@ func (f *File) normalize(field string, lim Limits) error {
 			return invalid(field+".url", "must not carry credentials")
 		}
 		if f.Name == "" {
-			f.Name = lastSegment(u.Path)
+			f.Name = strings.TrimSpace(lastSegment(u.Path))
 		}
 	}
+	// Derived names are trimmed like given ones, so normalising twice changes nothing.
 	if f.Path != "" && f.Name == "" {
-		f.Name = lastSegment(f.Path)
+		f.Name = strings.TrimSpace(lastSegment(f.Path))
 	}
 	if !utf8.ValidString(f.Name) {
 		return invalid(field+".name", "not valid UTF-8")
@@ -376,8 +392,9 @@ func (r *Request) Key() string {
 func (r *Request) Hash() string {
 	c := *r
 	c.RequestID = ""
-	if c.atDefaulted {
+	if c.ReceivedAtDefault {
 		c.ReceivedAt = time.Time{}
+		c.ReceivedAtDefault = false // keeps the hashes of the format before the flag was in the JSON
 	}
 	b, _ := json.Marshal(c)
 	sum := sha256.Sum256(b)
