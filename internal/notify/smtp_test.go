@@ -13,18 +13,17 @@ import (
 
 	"github.com/figurative/figsupport/internal/backoff"
 	"github.com/figurative/figsupport/internal/fakes/graphfake"
+	"github.com/figurative/figsupport/internal/fakes/smtpfake"
 	"github.com/figurative/figsupport/internal/health"
 )
 
 var fastRetry = &backoff.Policy{Attempts: 3, Base: time.Millisecond, Max: 5 * time.Millisecond}
 
-func smtpConfig(ts *testSMTP, auth string) SMTPConfig {
-	host, port, _ := net.SplitHostPort(ts.addr)
-	p, _ := strconv.Atoi(port)
+func smtpConfig(ts *smtpfake.Server, auth string) SMTPConfig {
 	return SMTPConfig{
-		Host: host, Port: p, User: "bot@figurative.fr", Password: "s3cret-PASS", Auth: auth,
+		Host: ts.Host(), Port: ts.Port(), User: "bot@figurative.fr", Password: "s3cret-PASS", Auth: auth,
 		HelloName: "figsupport.test", Timeout: 5 * time.Second, DialTimeout: time.Second, Retry: fastRetry,
-		TLSConfig: &tls.Config{RootCAs: ts.pool},
+		TLSConfig: &tls.Config{RootCAs: ts.CertPool()},
 	}
 }
 
@@ -53,9 +52,9 @@ func TestSMTPAuthExchanges(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ts := startSMTP(t, serverOpts{
-				mechs: tt.mechs, implicit: tt.implicit, user: "bot@figurative.fr", pass: "s3cret-PASS",
-				token: func(tok string) bool { return tokens.Scope(tok) == ScopeSMTP },
+			ts := smtpfake.Start(t, smtpfake.Options{
+				Mechs: tt.mechs, Implicit: tt.implicit, User: "bot@figurative.fr", Pass: "s3cret-PASS",
+				Token: func(tok string) bool { return tokens.Scope(tok) == ScopeSMTP },
 			})
 			cfg := smtpConfig(ts, tt.auth)
 			if tt.implicit {
@@ -69,7 +68,7 @@ func TestSMTPAuthExchanges(t *testing.T) {
 			if err := s.Send(context.Background(), m); err != nil {
 				t.Fatal(err)
 			}
-			got := ts.sessions()
+			got := ts.Sessions()
 			if len(got) != 1 {
 				t.Fatalf("sessions = %+v", got)
 			}
@@ -105,7 +104,7 @@ func TestSMTPAuthExchanges(t *testing.T) {
 func TestXOAuth2TokenCached(t *testing.T) {
 	tokens := graphfake.New(t)
 	oauth := OAuthConfig{TenantID: graphfake.Tenant, ClientID: graphfake.ClientID, ClientSecret: graphfake.ClientSecret, TokenURL: tokens.TokenURL()}
-	ts := startSMTP(t, serverOpts{mechs: []string{"XOAUTH2"}, user: "bot@figurative.fr", token: func(tok string) bool { return tokens.Scope(tok) != "" }})
+	ts := smtpfake.Start(t, smtpfake.Options{Mechs: []string{"XOAUTH2"}, User: "bot@figurative.fr", Token: func(tok string) bool { return tokens.Scope(tok) != "" }})
 	s, err := NewSMTP(smtpConfig(ts, AuthXOAuth2), oauth)
 	if err != nil {
 		t.Fatal(err)
@@ -123,7 +122,7 @@ func TestXOAuth2TokenCached(t *testing.T) {
 func TestSMTPRefusesCleartextAuth(t *testing.T) {
 	for _, auth := range []string{AuthLogin, AuthPlain} {
 		t.Run(auth, func(t *testing.T) {
-			ts := startSMTP(t, serverOpts{noTLS: true, mechs: []string{"LOGIN", "PLAIN"}, user: "bot@figurative.fr", pass: "s3cret-PASS"})
+			ts := smtpfake.Start(t, smtpfake.Options{NoTLS: true, Mechs: []string{"LOGIN", "PLAIN"}, User: "bot@figurative.fr", Pass: "s3cret-PASS"})
 			s, err := NewSMTP(smtpConfig(ts, auth), OAuthConfig{})
 			if err != nil {
 				t.Fatal(err)
@@ -132,7 +131,7 @@ func TestSMTPRefusesCleartextAuth(t *testing.T) {
 			if !errors.Is(err, errInsecure) || !strings.Contains(err.Error(), "does not offer STARTTLS") {
 				t.Fatalf("err = %v, want a refusal to authenticate in clear", err)
 			}
-			if got := ts.sessions(); len(got) != 0 {
+			if got := ts.Sessions(); len(got) != 0 {
 				t.Fatalf("the server received %+v", got)
 			}
 		})
@@ -159,7 +158,7 @@ func TestSMTPRefusesCleartextAuth(t *testing.T) {
 
 func TestSMTPNoAuthWithoutTLSAllowed(t *testing.T) {
 	// A local relay: SMTP_TLS=none and SMTP_AUTH=none.
-	ts := startSMTP(t, serverOpts{noTLS: true})
+	ts := smtpfake.Start(t, smtpfake.Options{NoTLS: true})
 	cfg := smtpConfig(ts, AuthNone)
 	cfg.TLS = TLSNone
 	s, err := NewSMTP(cfg, OAuthConfig{})
@@ -169,7 +168,7 @@ func TestSMTPNoAuthWithoutTLSAllowed(t *testing.T) {
 	if err := s.Send(context.Background(), testMessage(t)); err != nil {
 		t.Fatal(err)
 	}
-	if got := ts.sessions(); len(got) != 1 || got[0].Mech != "" {
+	if got := ts.Sessions(); len(got) != 1 || got[0].Mech != "" {
 		t.Fatalf("sessions = %+v", got)
 	}
 }
@@ -178,7 +177,7 @@ func TestSMTPServerErrors(t *testing.T) {
 	tokens := graphfake.New(t)
 	tests := []struct {
 		name   string
-		opts   serverOpts
+		opts   smtpfake.Options
 		auth   string
 		oauth  OAuthConfig
 		code   int
@@ -186,24 +185,24 @@ func TestSMTPServerErrors(t *testing.T) {
 		detail string
 		conns  int
 	}{
-		{"wrong password", serverOpts{mechs: []string{"LOGIN"}, user: "bot@figurative.fr", pass: "other"}, AuthLogin, OAuthConfig{},
+		{"wrong password", smtpfake.Options{Mechs: []string{"LOGIN"}, User: "bot@figurative.fr", Pass: "other"}, AuthLogin, OAuthConfig{},
 			535, "auth", "check SMTP_USER", 1},
-		{"PLAIN not offered (Office 365)", serverOpts{mechs: []string{"LOGIN", "XOAUTH2"}}, AuthPlain, OAuthConfig{},
+		{"PLAIN not offered (Office 365)", smtpfake.Options{Mechs: []string{"LOGIN", "XOAUTH2"}}, AuthPlain, OAuthConfig{},
 			0, "auth", "use SMTP_AUTH=login or xoauth2", 1},
-		{"token refused", serverOpts{mechs: []string{"XOAUTH2"}, user: "bot@figurative.fr", token: func(string) bool { return false }}, AuthXOAuth2,
+		{"token refused", smtpfake.Options{Mechs: []string{"XOAUTH2"}, User: "bot@figurative.fr", Token: func(string) bool { return false }}, AuthXOAuth2,
 			OAuthConfig{TenantID: graphfake.Tenant, ClientID: graphfake.ClientID, ClientSecret: graphfake.ClientSecret, TokenURL: tokens.TokenURL()},
 			535, "auth", "SMTP.SendAsApp", 1},
-		{"bad client secret", serverOpts{mechs: []string{"XOAUTH2"}, user: "bot@figurative.fr"}, AuthXOAuth2,
+		{"bad client secret", smtpfake.Options{Mechs: []string{"XOAUTH2"}, User: "bot@figurative.fr"}, AuthXOAuth2,
 			OAuthConfig{TenantID: graphfake.Tenant, ClientID: graphfake.ClientID, ClientSecret: "nope", TokenURL: tokens.TokenURL()},
 			0, "auth", "invalid_client", 1},
-		{"recipient rejected", serverOpts{mechs: []string{"LOGIN"}, user: "bot@figurative.fr", pass: "s3cret-PASS", rejectRcpt: "ops@figurative.fr"}, AuthLogin, OAuthConfig{},
+		{"recipient rejected", smtpfake.Options{Mechs: []string{"LOGIN"}, User: "bot@figurative.fr", Pass: "s3cret-PASS", RejectRcpt: "ops@figurative.fr"}, AuthLogin, OAuthConfig{},
 			550, "rcpt to <ops@figurative.fr>", "User unknown", 1},
-		{"temporary failure retried", serverOpts{mechs: []string{"LOGIN"}, user: "bot@figurative.fr", pass: "s3cret-PASS", tempRcpt: 1}, AuthLogin, OAuthConfig{},
+		{"temporary failure retried", smtpfake.Options{Mechs: []string{"LOGIN"}, User: "bot@figurative.fr", Pass: "s3cret-PASS", TempRcpt: 1}, AuthLogin, OAuthConfig{},
 			-1, "", "", 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ts := startSMTP(t, tt.opts)
+			ts := smtpfake.Start(t, tt.opts)
 			s, err := NewSMTP(smtpConfig(ts, tt.auth), tt.oauth)
 			if err != nil {
 				t.Fatal(err)
@@ -224,10 +223,7 @@ func TestSMTPServerErrors(t *testing.T) {
 					}
 				}
 			}
-			ts.mu.Lock()
-			conns := ts.conns
-			ts.mu.Unlock()
-			if conns != tt.conns {
+			if conns := ts.Conns(); conns != tt.conns {
 				t.Fatalf("connections = %d, want %d", conns, tt.conns)
 			}
 		})
@@ -288,7 +284,7 @@ func TestSMTPStalledServerCancelled(t *testing.T) {
 }
 
 func TestSMTPCheck(t *testing.T) {
-	ts := startSMTP(t, serverOpts{mechs: []string{"LOGIN", "XOAUTH2"}, user: "bot@figurative.fr", pass: "s3cret-PASS"})
+	ts := smtpfake.Start(t, smtpfake.Options{Mechs: []string{"LOGIN", "XOAUTH2"}, User: "bot@figurative.fr", Pass: "s3cret-PASS"})
 	s, err := NewSMTP(smtpConfig(ts, AuthLogin), OAuthConfig{})
 	if err != nil {
 		t.Fatal(err)
@@ -297,7 +293,7 @@ func TestSMTPCheck(t *testing.T) {
 	if len(checks) != 1 || checks[0].Status != health.OK || !strings.Contains(checks[0].Detail, "STARTTLS") {
 		t.Fatalf("checks = %+v", checks)
 	}
-	if len(ts.sessions()) != 0 {
+	if len(ts.Sessions()) != 0 {
 		t.Fatal("the check sent a message")
 	}
 	cfg := smtpConfig(ts, AuthLogin)
@@ -310,7 +306,7 @@ func TestSMTPCheck(t *testing.T) {
 }
 
 func TestSMTPUntrustedCertificate(t *testing.T) {
-	ts := startSMTP(t, serverOpts{mechs: []string{"LOGIN"}, user: "bot@figurative.fr", pass: "s3cret-PASS"})
+	ts := smtpfake.Start(t, smtpfake.Options{Mechs: []string{"LOGIN"}, User: "bot@figurative.fr", Pass: "s3cret-PASS"})
 	cfg := smtpConfig(ts, AuthLogin)
 	cfg.TLSConfig = nil // system roots: the test CA is not among them
 	s, _ := NewSMTP(cfg, OAuthConfig{})
@@ -319,10 +315,7 @@ func TestSMTPUntrustedCertificate(t *testing.T) {
 	if !errors.As(err, &se) || se.Stage != "starttls" {
 		t.Fatalf("err = %v, want a STARTTLS failure", err)
 	}
-	ts.mu.Lock()
-	conns := ts.conns
-	ts.mu.Unlock()
-	if conns != 1 {
+	if conns := ts.Conns(); conns != 1 {
 		t.Fatalf("connections = %d: a certificate failure is not worth retrying", conns)
 	}
 }

@@ -1,0 +1,127 @@
+package smtpfake_test
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"net/smtp"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/figurative/figsupport/internal/fakes/smtpfake"
+)
+
+// loginAuth is the client side of AUTH LOGIN, which net/smtp lacks.
+type loginAuth struct{ user, pass string }
+
+func (a loginAuth) Start(*smtp.ServerInfo) (string, []byte, error) { return "LOGIN", nil, nil }
+
+func (a loginAuth) Next(challenge []byte, more bool) ([]byte, error) {
+	if !more {
+		return nil, nil
+	}
+	switch string(challenge) {
+	case "Username:":
+		return []byte(a.user), nil
+	case "Password:":
+		return []byte(a.pass), nil
+	}
+	return nil, errors.New("unexpected LOGIN challenge " + string(challenge))
+}
+
+func send(t *testing.T, srv *smtpfake.Server, auth smtp.Auth) error {
+	t.Helper()
+	c, err := smtp.Dial(srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.StartTLS(&tls.Config{ServerName: srv.Host(), RootCAs: srv.CertPool()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Auth(auth); err != nil {
+		return err
+	}
+	if err := c.Mail("bot@figurative.fr"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("admin@figurative.fr"); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("Subject: hello\r\n\r\nbody\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return c.Quit()
+}
+
+func TestStartTLSLoginRecorded(t *testing.T) {
+	tests := []struct {
+		name     string
+		pass     string
+		sessions int
+	}{
+		{"accepted", "s3cret-PASS", 1},
+		{"wrong password", "nope", 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := smtpfake.Start(t, smtpfake.Options{Mechs: []string{"LOGIN"}, User: "bot@figurative.fr", Pass: "s3cret-PASS"})
+			err := send(t, srv, loginAuth{"bot@figurative.fr", tt.pass})
+			got := srv.Sessions()
+			if len(got) != tt.sessions {
+				t.Fatalf("sessions = %+v, want %d", got, tt.sessions)
+			}
+			if srv.Conns() != 1 {
+				t.Fatalf("connections = %d, want 1", srv.Conns())
+			}
+			if tt.sessions == 0 {
+				if err == nil || !strings.Contains(err.Error(), "535") {
+					t.Fatalf("err = %v, want 535", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := got[0]
+			if !strings.Contains(r.Data, "Subject: hello") {
+				t.Fatalf("data = %q", r.Data)
+			}
+			r.Data = ""
+			want := smtpfake.Received{Mech: "LOGIN", User: "bot@figurative.fr", Password: "s3cret-PASS", TLS: true,
+				From: "bot@figurative.fr", To: []string{"admin@figurative.fr"}}
+			if !reflect.DeepEqual(r, want) {
+				t.Fatalf("received %+v, want %+v", r, want)
+			}
+		})
+	}
+}
+
+func TestCAFile(t *testing.T) {
+	srv := smtpfake.Start(t, smtpfake.Options{})
+	pem, err := os.ReadFile(srv.CAFile(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatal("CA file holds no certificate")
+	}
+	c, err := smtp.Dial(srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.StartTLS(&tls.Config{ServerName: "localhost", RootCAs: pool}); err != nil {
+		t.Fatalf("the CA file does not verify the server: %v", err)
+	}
+}
