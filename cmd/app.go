@@ -12,6 +12,7 @@ import (
 	"github.com/figurative/figsupport/internal/chain"
 	"github.com/figurative/figsupport/internal/classify"
 	"github.com/figurative/figsupport/internal/config"
+	"github.com/figurative/figsupport/internal/fetch"
 	"github.com/figurative/figsupport/internal/health"
 	"github.com/figurative/figsupport/internal/journal"
 	"github.com/figurative/figsupport/internal/local"
@@ -175,6 +176,7 @@ func (a *app) wireFiles(ctx context.Context) error {
 		s3, err := objstore.NewS3(objstore.S3Config{
 			Endpoint: v.URL("R2_ENDPOINT_URL"), AccessKeyID: v.String("R2_ACCESS_KEY_ID"),
 			SecretAccessKey: v.String("R2_SECRET_ACCESS_KEY"), Bucket: v.String("R2_BUCKET_NAME"), PublicURL: v.URL("R2_PUBLIC_URL"),
+			PartSize: v.Int64("R2_PART_SIZE"), PartConcurrency: v.Int("R2_PART_CONCURRENCY"), MaxLargeUploads: v.Int("R2_MAX_LARGE_UPLOADS"),
 		})
 		if err != nil {
 			return &config.Error{Key: "R2_ENDPOINT_URL", Msg: err.Error()}
@@ -189,7 +191,14 @@ func (a *app) wireFiles(ctx context.Context) error {
 		backend = l
 		a.names = append(a.names, [2]string{"files", "embedded"})
 	}
-	a.uploader = objstore.NewUploader(backend, nil, objstore.Config{MaxFileBytes: a.s.maxFileBytes, LocalPaths: true})
+	fetcher := fetch.New(fetch.Config{
+		MaxBytes: a.s.maxFileBytes, Timeout: v.Duration("FIGSUPPORT_FETCH_TIMEOUT"),
+		HeaderTimeout: v.Duration("FIGSUPPORT_FETCH_HEADER_TIMEOUT"), MaxRedirects: v.Int("FIGSUPPORT_FETCH_MAX_REDIRECTS"),
+	})
+	// Local paths are for the command line: a daemon must never publish its own files.
+	a.uploader = objstore.NewUploader(backend, fetcher, objstore.Config{
+		MaxFileBytes: a.s.maxFileBytes, Parallel: v.Int("FIGSUPPORT_UPLOAD_PARALLEL"), LocalPaths: true,
+	})
 	a.checks = append(a.checks, a.uploader.Check)
 	return nil
 }

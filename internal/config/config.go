@@ -45,6 +45,10 @@ var Keys = []Key{
 	{Name: "FIGSUPPORT_HASH_TTL", Group: "general", Default: "24h", Doc: "how long a payload hash (no request_id) is remembered"},
 	{Name: "FIGSUPPORT_MAX_FILES", Group: "general", Default: "20", Doc: "files per request"},
 	{Name: "FIGSUPPORT_MAX_FILE_BYTES", Group: "general", Default: "209715200", Doc: "size cap of one file, enforced while streaming (200 MiB)"},
+	{Name: "FIGSUPPORT_UPLOAD_PARALLEL", Group: "general", Default: "4", Doc: "files of one request uploaded at once"},
+	{Name: "FIGSUPPORT_FETCH_TIMEOUT", Group: "general", Default: "10m", Doc: "whole download of one file URL, body included"},
+	{Name: "FIGSUPPORT_FETCH_HEADER_TIMEOUT", Group: "general", Default: "30s", Doc: "until a file URL's response headers"},
+	{Name: "FIGSUPPORT_FETCH_MAX_REDIRECTS", Group: "general", Default: "5", Doc: "redirects followed when fetching a file URL, each re-checked"},
 	{Name: "FIGSUPPORT_MAX_BODY_BYTES", Group: "general", Default: "1048576", Doc: "size cap of a JSON request"},
 
 	{Name: "CLASSIFY_FALLBACK", Group: "classification", Default: "SUPPORT", Doc: "label of an ambiguous request when no LLM answers (SUPPORT or MODELISATION)"},
@@ -75,6 +79,9 @@ var Keys = []Key{
 	{Name: "R2_SECRET_ACCESS_KEY", Group: "r2", Secret: true, Doc: "R2 API token's secret"},
 	{Name: "R2_BUCKET_NAME", Group: "r2", Doc: "bucket"},
 	{Name: "R2_PUBLIC_URL", Group: "r2", Doc: "public base URL of the bucket (r2.dev or custom domain)"},
+	{Name: "R2_PART_SIZE", Group: "r2", Default: "5242880", Doc: "multipart part size in bytes (at least 5 MiB); smaller files go in one PUT"},
+	{Name: "R2_PART_CONCURRENCY", Group: "r2", Default: "2", Doc: "parts of one file in flight"},
+	{Name: "R2_MAX_LARGE_UPLOADS", Group: "r2", Default: "1", Doc: "multipart uploads in flight in the whole process (keeps memory flat)"},
 	{Name: "FILES_PUBLIC_BASE_URL", Group: "r2", Doc: "embedded store only: public base URL instead of file:// links"},
 
 	{Name: "NOTIFICATION_EMAIL", Group: "notification", Doc: "admin address(es), comma-separated"},
