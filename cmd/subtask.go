@@ -48,11 +48,11 @@ func newSubtaskCreateCmd(g *Globals) *cobra.Command {
 func newSubtaskUpdateCmd(g *Globals) *cobra.Command {
 	o := &subtaskOptions{g: g}
 	c := &cobra.Command{
-		Use:     "update ID --description D",
-		Short:   "Append to a subtask's description (earlier content is kept), or replace it",
+		Use:   "update ID --description D",
+		Short: "Append to a subtask's description (earlier content is kept), or replace it",
 		Example: `  figsupport subtask update 86c7r48hb --description "Le client a envoyé la vue de dos"
   figsupport subtask update 86c7r48hb --replace --description "Description refaite"`,
-		Args:    cobra.ExactArgs(1),
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runSubtask(cmd.Context(), o, args[0])
 		},
