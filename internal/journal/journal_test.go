@@ -1,0 +1,823 @@
+package journal
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/figurative/figsupport/internal/sqlite"
+)
+
+// clock is a settable clock for SetClock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+var t0 = time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
+
+type env struct {
+	j     *Journal
+	clk   *clock
+	dir   string
+	locks string
+}
+
+func open(t *testing.T, dir string) *Journal {
+	t.Helper()
+	db, err := sqlite.Open(filepath.Join(dir, "figsupport.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	j, err := Open(context.Background(), db, filepath.Join(dir, "locks"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	dir := t.TempDir()
+	j := open(t, dir)
+	clk := &clock{t: t0}
+	j.SetClock(clk.now)
+	return &env{j: j, clk: clk, dir: dir, locks: filepath.Join(dir, "locks")}
+}
+
+type req struct {
+	Email string `json:"user_email"`
+	Text  string `json:"description"`
+}
+
+const ttl = 24 * time.Hour
+
+func (e *env) begin(t *testing.T, key, hash string, force bool) *Run {
+	t.Helper()
+	run, err := e.j.Begin(context.Background(), key, hash, "a@example.com", req{"a@example.com", "bonjour"}, ttl, force)
+	if err != nil {
+		t.Fatalf("Begin(%s): %v", key, err)
+	}
+	return run
+}
+
+func TestBegin(t *testing.T) {
+	ctx := context.Background()
+
+	t.Run("new run", func(t *testing.T) {
+		e := newEnv(t)
+		run := e.begin(t, "k1", "h1", false)
+		if run.Attempts != 1 || run.Status != StatusRunning || run.Replay || run.ID == 0 {
+			t.Errorf("got %+v", run)
+		}
+		if run.Key != "k1" || run.Hash != "h1" || run.Email != "a@example.com" || len(run.Steps) != 0 {
+			t.Errorf("got %+v", run)
+		}
+		if !run.CreatedAt.Equal(t0) || !run.ExpiresAt.Equal(t0.Add(ttl)) {
+			t.Errorf("created %v expires %v", run.CreatedAt, run.ExpiresAt)
+		}
+		var stored req
+		if err := json.Unmarshal(run.Request, &stored); err != nil || stored.Text != "bonjour" {
+			t.Errorf("request %s: %v", run.Request, err)
+		}
+		got, err := e.j.Get(ctx, "k1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.ID != run.ID || got.Status != StatusRunning || got.Attempts != 1 || string(got.Request) != string(run.Request) ||
+			!got.CreatedAt.Equal(t0) || !got.ExpiresAt.Equal(t0.Add(ttl)) {
+			t.Errorf("stored %+v", got)
+		}
+	})
+
+	t.Run("unfinished run resumes with its steps", func(t *testing.T) {
+		e := newEnv(t)
+		run := e.begin(t, "k1", "h1", false)
+		if err := e.j.SaveStep(ctx, run, "upload", []string{"https://files.example/a.jpg"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.j.SaveStep(ctx, run, "contact", map[string]string{"id": "c-1"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.j.Finish(ctx, run, StatusFailed, nil, "hubspot: 503"); err != nil {
+			t.Fatal(err)
+		}
+		e.clk.advance(time.Minute)
+
+		again := e.begin(t, "k1", "h1", false)
+		if again.ID != run.ID || again.Attempts != 2 || again.Status != StatusRunning || again.Replay {
+			t.Fatalf("got %+v", again)
+		}
+		if again.LastError != "hubspot: 503" {
+			t.Errorf("last_error = %q", again.LastError)
+		}
+		var urls []string
+		if ok, err := again.Step("upload", &urls); !ok || err != nil || len(urls) != 1 || urls[0] != "https://files.example/a.jpg" {
+			t.Errorf("upload step: %v %v %v", urls, ok, err)
+		}
+		var contact map[string]string
+		if ok, err := again.Step("contact", &contact); !ok || err != nil || contact["id"] != "c-1" {
+			t.Errorf("contact step: %v %v %v", contact, ok, err)
+		}
+		if ok, err := again.Step("ticket", &contact); ok || err != nil {
+			t.Errorf("ticket step reported done: %v %v", ok, err)
+		}
+
+		third := e.begin(t, "k1", "h1", false)
+		if third.Attempts != 3 {
+			t.Errorf("attempts = %d, want 3", third.Attempts)
+		}
+		stored, err := e.j.Get(ctx, "k1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stored.Attempts != 3 || stored.Status != StatusRunning || len(stored.Steps) != 2 || !stored.UpdatedAt.Equal(t0.Add(time.Minute)) {
+			t.Errorf("stored %+v", stored)
+		}
+	})
+
+	t.Run("incomplete run resumes rather than replays", func(t *testing.T) {
+		e := newEnv(t)
+		run := e.begin(t, "k1", "h1", false)
+		if err := e.j.Finish(ctx, run, StatusIncomplete, map[string]string{"status": "incomplete"}, "subtask: 500"); err != nil {
+			t.Fatal(err)
+		}
+		again := e.begin(t, "k1", "h1", false)
+		if again.Replay || again.Attempts != 2 || again.Status != StatusRunning {
+			t.Errorf("got %+v", again)
+		}
+	})
+
+	t.Run("finished run replays its response", func(t *testing.T) {
+		e := newEnv(t)
+		run := e.begin(t, "k1", "h1", false)
+		if err := e.j.SaveStep(ctx, run, "ticket", map[string]string{"id": "t-9"}); err != nil {
+			t.Fatal(err)
+		}
+		resp := map[string]any{"status": "created", "ticket_id": "t-9"}
+		if err := e.j.Finish(ctx, run, StatusDone, resp, ""); err != nil {
+			t.Fatal(err)
+		}
+		if run.Status != StatusDone || string(run.Response) != `{"status":"created","ticket_id":"t-9"}` {
+			t.Errorf("in-memory run not updated: %+v", run)
+		}
+		e.clk.advance(ttl - time.Millisecond)
+		again := e.begin(t, "k1", "h1", false)
+		if !again.Replay || again.ID != run.ID || again.Status != StatusDone || again.Attempts != 1 {
+			t.Fatalf("got %+v", again)
+		}
+		var got map[string]any
+		if err := json.Unmarshal(again.Response, &got); err != nil || got["ticket_id"] != "t-9" {
+			t.Errorf("response %s: %v", again.Response, err)
+		}
+	})
+
+	t.Run("same key different payload conflicts", func(t *testing.T) {
+		e := newEnv(t)
+		run := e.begin(t, "k1", "h1", false)
+		_, err := e.j.Begin(ctx, "k1", "h2", "a@example.com", req{}, ttl, false)
+		if !errors.Is(err, ErrConflict) {
+			t.Fatalf("unfinished: err = %v, want ErrConflict", err)
+		}
+		if err := e.j.Finish(ctx, run, StatusDone, map[string]string{}, ""); err != nil {
+			t.Fatal(err)
+		}
+		_, err = e.j.Begin(ctx, "k1", "h2", "a@example.com", req{}, ttl, false)
+		if !errors.Is(err, ErrConflict) {
+			t.Fatalf("finished: err = %v, want ErrConflict", err)
+		}
+		stored, err := e.j.Get(ctx, "k1")
+		if err != nil || stored.Hash != "h1" || stored.Attempts != 1 || stored.Status != StatusDone {
+			t.Errorf("a conflict touched the run: %+v %v", stored, err)
+		}
+	})
+
+	t.Run("expired key starts a new run and archives the old", func(t *testing.T) {
+		e := newEnv(t)
+		old := e.begin(t, "k1", "h1", false)
+		if err := e.j.SaveStep(ctx, old, "ticket", map[string]string{"id": "t-1"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.j.Finish(ctx, old, StatusDone, map[string]string{"ticket_id": "t-1"}, ""); err != nil {
+			t.Fatal(err)
+		}
+		e.clk.advance(ttl)
+		fresh := e.begin(t, "k1", "h1", false)
+		if fresh.Replay || fresh.ID == old.ID || fresh.Attempts != 1 || len(fresh.Steps) != 0 || !fresh.CreatedAt.Equal(t0.Add(ttl)) {
+			t.Fatalf("got %+v", fresh)
+		}
+		archived, err := e.j.Get(ctx, fmt.Sprintf("k1#%d", old.ID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if archived.ID != old.ID || archived.Status != StatusDone || string(archived.Response) != `{"ticket_id":"t-1"}` || len(archived.Steps) != 1 {
+			t.Errorf("archived %+v", archived)
+		}
+		current, err := e.j.Get(ctx, "k1")
+		if err != nil || current.ID != fresh.ID {
+			t.Errorf("Get(k1) = %+v, %v; want the new run", current, err)
+		}
+	})
+
+	t.Run("expired key with another payload is a new run, not a conflict", func(t *testing.T) {
+		e := newEnv(t)
+		e.begin(t, "k1", "h1", false)
+		e.clk.advance(ttl + time.Hour)
+		run := e.begin(t, "k1", "h2", false)
+		if run.Hash != "h2" || run.Attempts != 1 {
+			t.Errorf("got %+v", run)
+		}
+	})
+
+	t.Run("force starts a new run and archives the old", func(t *testing.T) {
+		e := newEnv(t)
+		old := e.begin(t, "k1", "h1", false)
+		if err := e.j.Finish(ctx, old, StatusDone, map[string]string{"ticket_id": "t-1"}, ""); err != nil {
+			t.Fatal(err)
+		}
+		fresh := e.begin(t, "k1", "h2", true)
+		if fresh.Replay || fresh.ID == old.ID || fresh.Hash != "h2" || fresh.Attempts != 1 {
+			t.Fatalf("got %+v", fresh)
+		}
+		archived, err := e.j.Get(ctx, fmt.Sprintf("k1#%d", old.ID))
+		if err != nil || archived.ID != old.ID || archived.Status != StatusDone {
+			t.Errorf("archived %+v, %v", archived, err)
+		}
+		// Forcing again archives the second run too; both stay readable.
+		third := e.begin(t, "k1", "h2", true)
+		if third.ID == fresh.ID {
+			t.Fatal("force reused the run")
+		}
+		if _, err := e.j.Get(ctx, fmt.Sprintf("k1#%d", fresh.ID)); err != nil {
+			t.Errorf("second archive: %v", err)
+		}
+		runs, err := e.j.List(ctx, nil, 10)
+		if err != nil || len(runs) != 3 {
+			t.Errorf("List = %d runs, %v", len(runs), err)
+		}
+	})
+
+	t.Run("concurrent begins of one key make one run", func(t *testing.T) {
+		e := newEnv(t)
+		const n = 8
+		ids := make(chan *Run, n)
+		var wg sync.WaitGroup
+		for range n {
+			wg.Go(func() {
+				run, err := e.j.Begin(ctx, "k1", "h1", "a@example.com", req{}, ttl, false)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				ids <- run
+			})
+		}
+		wg.Wait()
+		close(ids)
+		seen := map[int]bool{}
+		var id int64
+		for run := range ids {
+			if id != 0 && run.ID != id {
+				t.Errorf("two runs: %d and %d", id, run.ID)
+			}
+			id = run.ID
+			seen[run.Attempts] = true
+		}
+		if len(seen) != n {
+			t.Errorf("attempts seen %v, want 1..%d once each", seen, n)
+		}
+	})
+
+	t.Run("request that cannot be encoded", func(t *testing.T) {
+		e := newEnv(t)
+		if _, err := e.j.Begin(ctx, "k1", "h1", "a@example.com", make(chan int), ttl, false); err == nil {
+			t.Fatal("no error")
+		}
+		if _, err := e.j.Get(ctx, "k1"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("something was recorded: %v", err)
+		}
+	})
+}
+
+func TestSaveStepAndFinish(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	run := e.begin(t, "k1", "h1", false)
+	if err := e.j.SaveStep(ctx, run, "upload", []string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+	e.clk.advance(time.Second)
+	if err := e.j.SaveStep(ctx, run, "upload", []string{"a", "b"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.j.SaveStep(ctx, run, "bad", make(chan int)); err == nil {
+		t.Error("SaveStep of an unencodable value succeeded")
+	}
+	if _, ok := run.Steps["bad"]; ok {
+		t.Error("a failed step was recorded in memory")
+	}
+	stored, err := e.j.Get(ctx, "k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(stored.Steps["upload"]) != `["a","b"]` || len(stored.Steps) != 1 || !stored.UpdatedAt.Equal(t0.Add(time.Second)) {
+		t.Errorf("stored %+v steps %s", stored, stored.Steps["upload"])
+	}
+	var n int
+	if ok, err := stored.Step("upload", &n); ok || err == nil {
+		t.Error("decoding a step into the wrong type did not fail")
+	}
+
+	if err := e.j.Finish(ctx, run, StatusDone, map[string]string{"ticket_id": "t-1"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	// A later Finish without a response keeps the one recorded.
+	if err := e.j.Finish(ctx, run, StatusIncomplete, nil, "notify: smtp 421"); err != nil {
+		t.Fatal(err)
+	}
+	stored, err = e.j.Get(ctx, "k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored.Status != StatusIncomplete || stored.LastError != "notify: smtp 421" || string(stored.Response) != `{"ticket_id":"t-1"}` {
+		t.Errorf("stored %+v", stored)
+	}
+}
+
+func TestGet(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	a := e.begin(t, "alpha", "h", false) // id 1
+	b := e.begin(t, "1", "h", false)     // id 2, key "1": the key wins over id 1
+	c := e.begin(t, "gamma", "h", false) // id 3
+	if err := e.j.SaveStep(ctx, c, "contact", "c-3"); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		in     string
+		wantID int64
+	}{
+		{"alpha", a.ID},
+		{"gamma", c.ID},
+		{strconv.FormatInt(c.ID, 10), c.ID},
+		{"2", b.ID},
+		{"1", b.ID},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			run, err := e.j.Get(ctx, tt.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if run.ID != tt.wantID {
+				t.Errorf("Get(%q) = run %d (key %s), want %d", tt.in, run.ID, run.Key, tt.wantID)
+			}
+			if run.ID == c.ID && string(run.Steps["contact"]) != `"c-3"` {
+				t.Errorf("steps not loaded: %v", run.Steps)
+			}
+		})
+	}
+	for _, missing := range []string{"nope", "99", "", "ALPHA"} {
+		t.Run("missing "+missing, func(t *testing.T) {
+			_, err := e.j.Get(ctx, missing)
+			if !errors.Is(err, ErrNotFound) {
+				t.Errorf("Get(%q) err = %v, want ErrNotFound", missing, err)
+			}
+		})
+	}
+}
+
+func TestList(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	statuses := []string{StatusDone, StatusFailed, StatusRunning, StatusIncomplete, StatusFailed, StatusDone}
+	var ids []int64
+	for i, s := range statuses {
+		run := e.begin(t, fmt.Sprintf("k%d", i), "h", false)
+		ids = append(ids, run.ID)
+		if s != StatusRunning {
+			if err := e.j.Finish(ctx, run, s, nil, ""); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	keys := func(runs []*Run) []string {
+		var out []string
+		for _, r := range runs {
+			out = append(out, r.Key)
+		}
+		return out
+	}
+	tests := []struct {
+		name   string
+		filter []string
+		limit  int
+		want   []string
+	}{
+		{"all newest first", nil, 100, []string{"k5", "k4", "k3", "k2", "k1", "k0"}},
+		{"limit", nil, 2, []string{"k5", "k4"}},
+		{"failed", []string{StatusFailed}, 100, []string{"k4", "k1"}},
+		{"failed or incomplete", []string{StatusFailed, StatusIncomplete}, 100, []string{"k4", "k3", "k1"}},
+		{"running", []string{StatusRunning}, 100, []string{"k2"}},
+		{"unknown status", []string{"bogus"}, 100, nil},
+		{"done limited", []string{StatusDone}, 1, []string{"k5"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			runs, err := e.j.List(ctx, tt.filter, tt.limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := keys(runs); fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Errorf("List(%v, %d) = %v, want %v", tt.filter, tt.limit, got, tt.want)
+			}
+			for _, r := range runs {
+				if r.Steps == nil {
+					t.Errorf("run %s has a nil steps map", r.Key)
+				}
+			}
+		})
+	}
+}
+
+func TestMemo(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	m := Memo{J: e.j}
+	if v, ok, err := m.Get(ctx, "chain:contact-ticket:1"); ok || err != nil || v != "" {
+		t.Fatalf("absent key: %q %v %v", v, ok, err)
+	}
+	if err := m.Put(ctx, "chain:contact-ticket:1", "t-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.j.MemoPut(ctx, "other", ""); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok, err := e.j.MemoGet(ctx, "chain:contact-ticket:1"); !ok || err != nil || v != "t-1" {
+		t.Fatalf("got %q %v %v", v, ok, err)
+	}
+	if err := e.j.MemoPut(ctx, "chain:contact-ticket:1", "t-2"); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok, err := m.Get(ctx, "chain:contact-ticket:1"); !ok || err != nil || v != "t-2" {
+		t.Fatalf("after overwrite: %q %v %v", v, ok, err)
+	}
+	if v, ok, err := m.Get(ctx, "other"); !ok || err != nil || v != "" {
+		t.Fatalf("empty value: %q %v %v", v, ok, err)
+	}
+}
+
+func TestReopen(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	{
+		db, err := sqlite.Open(filepath.Join(dir, "figsupport.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		j, err := Open(ctx, db, filepath.Join(dir, "locks"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		run, err := j.Begin(ctx, "k1", "h1", "a@example.com", req{}, ttl, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := j.SaveStep(ctx, run, "upload", "x"); err != nil {
+			t.Fatal(err)
+		}
+		if err := j.MemoPut(ctx, "m", "v"); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+	}
+	j := open(t, dir) // migrations run again and must be a no-op
+	run, err := j.Begin(ctx, "k1", "h1", "a@example.com", req{}, ttl, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Attempts != 2 || string(run.Steps["upload"]) != `"x"` {
+		t.Errorf("after reopening: %+v", run)
+	}
+	if v, ok, _ := j.MemoGet(ctx, "m"); !ok || v != "v" {
+		t.Errorf("memo lost: %q %v", v, ok)
+	}
+}
+
+// waiters is how many Lock calls of j hold or wait for name: it lets a test know that a
+// goroutine is blocked in Lock without sleeping.
+func waiters(j *Journal, name string) int {
+	sum := sha256.Sum256([]byte(strings.ToLower(name))) // as Lock names its lock
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if kl := j.inflight[hex.EncodeToString(sum[:12])]; kl != nil {
+		return kl.refs
+	}
+	return 0
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// lockWithin tries to take name, giving up after d: the error means "someone else holds it".
+func lockWithin(j *Journal, name string, d time.Duration) (func(), error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	return j.Lock(ctx, name)
+}
+
+func TestLock(t *testing.T) {
+	t.Run("same name is serialised", func(t *testing.T) {
+		e := newEnv(t)
+		unlockA, err := e.j.Lock(context.Background(), "a@example.com")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var mu sync.Mutex
+		var events []string
+		record := func(s string) { mu.Lock(); events = append(events, s); mu.Unlock() }
+
+		acquired := make(chan func())
+		go func() {
+			unlock, err := e.j.Lock(context.Background(), "a@example.com")
+			if err != nil {
+				t.Error(err)
+				close(acquired)
+				return
+			}
+			record("B acquired")
+			acquired <- unlock
+		}()
+		waitFor(t, "B to wait", func() bool { return waiters(e.j, "a@example.com") == 2 })
+		select {
+		case <-acquired:
+			t.Fatal("B got the lock while A held it")
+		default:
+		}
+		record("A releases")
+		unlockA()
+		unlockB := <-acquired
+		if unlockB == nil {
+			t.FailNow()
+		}
+		if fmt.Sprint(events) != "[A releases B acquired]" {
+			t.Errorf("events %v", events)
+		}
+		unlockB()
+		unlockB() // releasing twice is harmless
+		unlockA()
+		if n := waiters(e.j, "a@example.com"); n != 0 {
+			t.Errorf("%d references left", n)
+		}
+		// And the name can be taken again at once.
+		unlock, err := lockWithin(e.j, "a@example.com", 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		unlock()
+	})
+
+	t.Run("mutual exclusion under contention", func(t *testing.T) {
+		e := newEnv(t)
+		var inside, maxInside, total int
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for range 16 {
+			wg.Go(func() {
+				for range 5 {
+					unlock, err := e.j.Lock(context.Background(), "Same@Example.com")
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					mu.Lock()
+					inside++
+					total++
+					if inside > maxInside {
+						maxInside = inside
+					}
+					mu.Unlock()
+					mu.Lock()
+					inside--
+					mu.Unlock()
+					unlock()
+				}
+			})
+		}
+		wg.Wait()
+		if maxInside != 1 || total != 80 {
+			t.Errorf("max holders %d, total %d", maxInside, total)
+		}
+		if len(e.j.inflight) != 0 {
+			t.Errorf("inflight map not emptied: %d", len(e.j.inflight))
+		}
+	})
+
+	t.Run("different names do not block each other", func(t *testing.T) {
+		e := newEnv(t)
+		unlockA, err := e.j.Lock(context.Background(), "a@example.com")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unlockA()
+		unlockB, err := lockWithin(e.j, "b@example.com", 10*time.Second)
+		if err != nil {
+			t.Fatalf("b blocked behind a: %v", err)
+		}
+		unlockB()
+	})
+
+	t.Run("names differing in case share the lock", func(t *testing.T) {
+		e := newEnv(t)
+		unlockA, err := e.j.Lock(context.Background(), "Client@Example.COM")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := lockWithin(e.j, "client@example.com", 20*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("err = %v, want a deadline while the other case holds it", err)
+		}
+		unlockA()
+		unlock, err := lockWithin(e.j, "client@example.com", 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		unlock()
+	})
+
+	t.Run("cancelled while waiting", func(t *testing.T) {
+		e := newEnv(t)
+		unlockA, err := e.j.Lock(context.Background(), "a@example.com")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() {
+			unlock, err := e.j.Lock(ctx, "a@example.com")
+			if unlock != nil {
+				unlock()
+			}
+			done <- err
+		}()
+		waitFor(t, "the waiter", func() bool { return waiters(e.j, "a@example.com") == 2 })
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("err = %v, want context.Canceled", err)
+		}
+		if n := waiters(e.j, "a@example.com"); n != 1 {
+			t.Errorf("%d references after the waiter gave up, want 1", n)
+		}
+		unlockA()
+		unlock, err := lockWithin(e.j, "a@example.com", 10*time.Second)
+		if err != nil {
+			t.Fatalf("lock not free after the cancelled waiter: %v", err)
+		}
+		unlock()
+	})
+
+	t.Run("file lock shared by two journals", func(t *testing.T) {
+		// Two Journals on one lock dir have separate in-process maps and their own file
+		// descriptors: for flock(2) they are two processes.
+		e := newEnv(t)
+		other := open(t, e.dir)
+		unlock1, err := e.j.Lock(context.Background(), "a@example.com")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := lockWithin(other, "A@example.com", 30*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("second journal: err = %v, want a deadline while the first holds the lock", err)
+		}
+		if n := waiters(other, "a@example.com"); n != 0 {
+			t.Errorf("a failed file lock left %d references", n)
+		}
+
+		var mu sync.Mutex
+		var events []string
+		record := func(s string) { mu.Lock(); events = append(events, s); mu.Unlock() }
+		acquired := make(chan func())
+		go func() {
+			unlock, err := other.Lock(context.Background(), "a@example.com")
+			if err != nil {
+				t.Error(err)
+				close(acquired)
+				return
+			}
+			record("second acquired")
+			acquired <- unlock
+		}()
+		waitFor(t, "the second journal to wait", func() bool { return waiters(other, "a@example.com") == 1 })
+		select {
+		case <-acquired:
+			t.Fatal("the second journal got the lock while the first held it")
+		default:
+		}
+		record("first releases")
+		unlock1()
+		unlock2 := <-acquired
+		if unlock2 == nil {
+			t.FailNow()
+		}
+		if fmt.Sprint(events) != "[first releases second acquired]" {
+			t.Errorf("events %v", events)
+		}
+		// Now the first waits for the second.
+		if _, err := lockWithin(e.j, "a@example.com", 30*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("first journal: err = %v, want a deadline while the second holds the lock", err)
+		}
+		unlock2()
+		unlock, err := lockWithin(e.j, "a@example.com", 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		unlock()
+	})
+
+	t.Run("file lock across processes", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("starts a child process")
+		}
+		e := newEnv(t)
+		cmd := exec.Command(os.Args[0], "-test.run=^TestLockHelperProcess$")
+		cmd.Env = append(os.Environ(), "JOURNAL_LOCK_HELPER="+e.dir)
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer cmd.Wait()
+		defer stdin.Close()
+		line, err := bufio.NewReader(stdout).ReadString('\n')
+		if err != nil || line != "locked\n" {
+			t.Fatalf("child said %q, %v", line, err)
+		}
+		if _, err := lockWithin(e.j, "a@example.com", 30*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("err = %v, want a deadline while the child holds the lock", err)
+		}
+		stdin.Close() // the child unlocks and exits
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("child: %v", err)
+		}
+		unlock, err := lockWithin(e.j, "a@example.com", 10*time.Second)
+		if err != nil {
+			t.Fatalf("lock not free after the child exited: %v", err)
+		}
+		unlock()
+	})
+}
+
+// TestLockHelperProcess is the child of "file lock across processes": it takes the lock, says so,
+// and holds it until its stdin closes.
+func TestLockHelperProcess(t *testing.T) {
+	dir := os.Getenv("JOURNAL_LOCK_HELPER")
+	if dir == "" {
+		t.Skip("helper process only")
+	}
+	j := open(t, dir)
+	unlock, err := j.Lock(context.Background(), "a@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Println("locked")
+	_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
+	unlock()
+}
