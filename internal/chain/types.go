@@ -40,6 +40,10 @@ type TicketInput struct {
 	Classification string
 	FileURLs       []string
 	At             time.Time // when the customer wrote
+	// MayExistSince, when set, says an earlier run of this request may have created the ticket
+	// after that time without recording it (a crash, a lost answer): the backend looks for it
+	// before creating another.
+	MayExistSince time.Time
 }
 
 // Note is a note on a ticket or, when TicketID is empty, on a contact. Body is plain text: a backend
@@ -51,6 +55,8 @@ type Note struct {
 	Body      string
 	FileURLs  []string
 	At        time.Time
+	// MayExistSince: as in TicketInput, for a note an earlier run may have added.
+	MayExistSince time.Time
 }
 
 // ErrNotFound is returned (wrapped) by backends when an object does not exist.

@@ -300,24 +300,37 @@ func (m *CRM) CreateTicket(ctx context.Context, in chain.TicketInput) (chain.Tic
 	}
 	var o object
 	started := m.cfg.Now()
+	created := func(ctx context.Context, since time.Time) (bool, error) {
+		return m.findCreated(ctx, "contacts", in.ContactID, "tickets", []string{"subject", "content", "createdate"}, since, &o,
+			func(x *object) bool {
+				return x.prop("subject") == props["subject"] && x.prop("content") == props["content"]
+			})
+	}
+	if !in.MayExistSince.IsZero() {
+		if found, err := created(ctx, in.MayExistSince); err != nil {
+			return chain.Ticket{}, fmt.Errorf("create ticket: look for an earlier attempt: %w", err)
+		} else if found {
+			return m.ticketFrom(&o, in.ContactID, props), nil
+		}
+	}
 	req := request{
 		method: http.MethodPost, path: "/crm/v3/objects/tickets",
-		body: createInput{Properties: props, Associations: assoc(in.ContactID, assocTicketToContact)},
-		created: func(ctx context.Context) (bool, error) {
-			return m.findCreated(ctx, "contacts", in.ContactID, "tickets", []string{"subject", "content", "createdate"}, started, &o,
-				func(x *object) bool {
-					return x.prop("subject") == props["subject"] && x.prop("content") == props["content"]
-				})
-		},
+		body:    createInput{Properties: props, Associations: assoc(in.ContactID, assocTicketToContact)},
+		created: func(ctx context.Context) (bool, error) { return created(ctx, started) },
 	}
 	if err := m.c.do(ctx, req, &o); err != nil {
 		return chain.Ticket{}, fmt.Errorf("create ticket: %w", err)
 	}
-	t := m.ticket(&o, in.ContactID)
+	return m.ticketFrom(&o, in.ContactID, props), nil
+}
+
+// ticketFrom is the created ticket; the create answer may omit properties it was given.
+func (m *CRM) ticketFrom(o *object, contactID string, props map[string]string) chain.Ticket {
+	t := m.ticket(o, contactID)
 	if t.FileURLs == nil {
 		t.FileURLs = splitURLs(props[PropFileURLs])
 	}
-	return t, nil
+	return t
 }
 
 // findCreated looks, through the associations API and a batch read (both consistent, unlike
@@ -533,15 +546,23 @@ func (m *CRM) AddNote(ctx context.Context, n chain.Note) (string, error) {
 	}
 	var o object
 	started := m.cfg.Now()
+	created := func(ctx context.Context, since time.Time) (bool, error) {
+		return m.findCreated(ctx, fromType, target, "notes", []string{"hs_note_body", "hs_timestamp"}, since, &o,
+			func(x *object) bool {
+				return x.prop("hs_note_body") == props["hs_note_body"] && parseTime(x.prop("hs_timestamp")).Equal(time.UnixMilli(at.UnixMilli()).UTC())
+			})
+	}
+	if !n.MayExistSince.IsZero() {
+		if found, err := created(ctx, n.MayExistSince); err != nil {
+			return "", fmt.Errorf("add note: look for an earlier attempt: %w", err)
+		} else if found {
+			return o.ID, nil
+		}
+	}
 	req := request{
 		method: http.MethodPost, path: "/crm/v3/objects/notes",
-		body: createInput{Properties: props, Associations: assoc(target, typeID)},
-		created: func(ctx context.Context) (bool, error) {
-			return m.findCreated(ctx, fromType, target, "notes", []string{"hs_note_body", "hs_timestamp"}, started, &o,
-				func(x *object) bool {
-					return x.prop("hs_note_body") == props["hs_note_body"] && parseTime(x.prop("hs_timestamp")).Equal(time.UnixMilli(at.UnixMilli()).UTC())
-				})
-		},
+		body:    createInput{Properties: props, Associations: assoc(target, typeID)},
+		created: func(ctx context.Context) (bool, error) { return created(ctx, started) },
 	}
 	if err := m.c.do(ctx, req, &o); err != nil {
 		return "", fmt.Errorf("add note: %w", err)
