@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/figurative/figsupport/internal/chain"
 	"github.com/figurative/figsupport/internal/classify"
@@ -211,6 +210,3 @@ func anySet(v *config.Values, keys ...string) bool {
 	}
 	return false
 }
-
-// now is the invocation's clock.
-func (a *app) now() time.Time { return a.g.Now() }

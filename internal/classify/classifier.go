@@ -242,6 +242,7 @@ func setMaxTokens(req *openai.ChatCompletionRequest, n int) {
 		req.MaxCompletionTokens = reasoningAnswerTokens
 		return
 	}
+	//lint:ignore SA1019 max_tokens is what Anthropic's, Ollama's and llama.cpp's compatible endpoints read.
 	req.MaxTokens = n
 }
 

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sort"
-	"strings"
 	"sync"
 	"testing"
 
@@ -169,7 +168,5 @@ func sum(b []byte) string {
 func loopbackFetcher(max int64) *fetch.Fetcher {
 	return fetch.New(fetch.Config{AllowLoopback: true, MaxBytes: max})
 }
-
-func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
 var fakeNoRetry = backoff.Policy{Attempts: 1}
