@@ -87,7 +87,8 @@ type keyLock struct {
 var migrations = []string{
 	`CREATE TABLE requests (
 		id         INTEGER PRIMARY KEY AUTOINCREMENT,
-		key        TEXT NOT NULL UNIQUE,
+		key        TEXT NOT NULL,
+		archived   INTEGER NOT NULL DEFAULT 0, -- 1: replaced by a newer run of the same key (expiry, --force)
 		hash       TEXT NOT NULL,
 		email      TEXT NOT NULL,
 		status     TEXT NOT NULL,
@@ -99,6 +100,7 @@ var migrations = []string{
 		updated_at INTEGER NOT NULL,
 		expires_at INTEGER NOT NULL
 	);
+	CREATE UNIQUE INDEX requests_live_key ON requests(key) WHERE archived = 0;
 	CREATE INDEX requests_status ON requests(status, updated_at);
 	CREATE TABLE steps (
 		run_id INTEGER NOT NULL REFERENCES requests(id) ON DELETE CASCADE,
@@ -195,16 +197,18 @@ func (j *Journal) Begin(ctx context.Context, key, hash, email string, request an
 	}
 	defer tx.Rollback()
 
-	run, err := scanRun(tx.QueryRowContext(ctx, selectRun+` WHERE key = ?`, key))
+	run, err := scanRun(tx.QueryRowContext(ctx, selectRun+` WHERE key = ? AND archived = 0`, key))
 	switch {
 	case errors.Is(err, ErrNotFound):
 		run = nil
 	case err != nil:
 		return nil, err
 	}
-	if run != nil && (force || !now.Before(run.ExpiresAt)) {
-		// Detach the old run under an archived key so its history stays readable.
-		if _, err := tx.ExecContext(ctx, `UPDATE requests SET key = key || '#' || id WHERE id = ?`, run.ID); err != nil {
+	// Only a finished run expires: an unfinished one is resumed however old, so that no step it
+	// completed is ever repeated.
+	if run != nil && (force || (run.Status == StatusDone && !now.Before(run.ExpiresAt))) {
+		// Archive the old run; its history stays readable by id.
+		if _, err := tx.ExecContext(ctx, `UPDATE requests SET archived = 1 WHERE id = ?`, run.ID); err != nil {
 			return nil, fmt.Errorf("journal: archive %s: %w", key, err)
 		}
 		run = nil
@@ -287,9 +291,11 @@ func (j *Journal) Finish(ctx context.Context, run *Run, status string, response 
 	return nil
 }
 
-// Get reads a run by key (or by numeric id when key is all digits and no key matches).
+// Get reads the current run of a key or, when no key matches, the run with that numeric id
+// (archived runs included).
 func (j *Journal) Get(ctx context.Context, key string) (*Run, error) {
-	run, err := scanRun(j.db.QueryRowContext(ctx, selectRun+` WHERE key = ? OR CAST(id AS TEXT) = ? ORDER BY key = ? DESC LIMIT 1`, key, key, key))
+	run, err := scanRun(j.db.QueryRowContext(ctx, selectRun+` WHERE (key = ? AND archived = 0) OR CAST(id AS TEXT) = ?
+		ORDER BY (key = ? AND archived = 0) DESC LIMIT 1`, key, key, key))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s", err, key)
 	}

@@ -231,7 +231,7 @@ func TestBegin(t *testing.T) {
 		if fresh.Replay || fresh.ID == old.ID || fresh.Attempts != 1 || len(fresh.Steps) != 0 || !fresh.CreatedAt.Equal(t0.Add(ttl)) {
 			t.Fatalf("got %+v", fresh)
 		}
-		archived, err := e.j.Get(ctx, fmt.Sprintf("k1#%d", old.ID))
+		archived, err := e.j.Get(ctx, fmt.Sprint(old.ID))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -246,11 +246,43 @@ func TestBegin(t *testing.T) {
 
 	t.Run("expired key with another payload is a new run, not a conflict", func(t *testing.T) {
 		e := newEnv(t)
-		e.begin(t, "k1", "h1", false)
+		done := e.begin(t, "k1", "h1", false)
+		if err := e.j.Finish(ctx, done, StatusDone, map[string]string{}, ""); err != nil {
+			t.Fatal(err)
+		}
 		e.clk.advance(ttl + time.Hour)
 		run := e.begin(t, "k1", "h2", false)
 		if run.Hash != "h2" || run.Attempts != 1 {
 			t.Errorf("got %+v", run)
+		}
+	})
+
+	t.Run("an unfinished run never expires: it resumes", func(t *testing.T) {
+		e := newEnv(t)
+		old := e.begin(t, "k1", "h1", false)
+		if err := e.j.SaveStep(ctx, old, "ticket", map[string]string{"id": "t-1"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.j.Finish(ctx, old, StatusIncomplete, nil, "notify: 451"); err != nil {
+			t.Fatal(err)
+		}
+		e.clk.advance(10 * ttl)
+		again := e.begin(t, "k1", "h1", false)
+		if again.ID != old.ID || again.Attempts != 2 || len(again.Steps) != 1 {
+			t.Fatalf("got %+v, want the old run resumed with its step", again)
+		}
+	})
+
+	t.Run("a client key that looks like an archived one does not collide", func(t *testing.T) {
+		e := newEnv(t)
+		old := e.begin(t, "k1", "h1", true)
+		other := e.begin(t, fmt.Sprintf("k1#%d", old.ID), "h9", false)
+		fresh := e.begin(t, "k1", "h2", true)
+		if other.ID == old.ID || fresh.ID == old.ID || fresh.ID == other.ID {
+			t.Fatalf("runs %d %d %d, want three", old.ID, other.ID, fresh.ID)
+		}
+		if got, err := e.j.Get(ctx, "k1"); err != nil || got.ID != fresh.ID {
+			t.Fatalf("Get(k1) = %+v, %v", got, err)
 		}
 	})
 
@@ -264,7 +296,7 @@ func TestBegin(t *testing.T) {
 		if fresh.Replay || fresh.ID == old.ID || fresh.Hash != "h2" || fresh.Attempts != 1 {
 			t.Fatalf("got %+v", fresh)
 		}
-		archived, err := e.j.Get(ctx, fmt.Sprintf("k1#%d", old.ID))
+		archived, err := e.j.Get(ctx, fmt.Sprint(old.ID))
 		if err != nil || archived.ID != old.ID || archived.Status != StatusDone {
 			t.Errorf("archived %+v, %v", archived, err)
 		}
@@ -273,7 +305,7 @@ func TestBegin(t *testing.T) {
 		if third.ID == fresh.ID {
 			t.Fatal("force reused the run")
 		}
-		if _, err := e.j.Get(ctx, fmt.Sprintf("k1#%d", fresh.ID)); err != nil {
+		if _, err := e.j.Get(ctx, fmt.Sprint(fresh.ID)); err != nil {
 			t.Errorf("second archive: %v", err)
 		}
 		runs, err := e.j.List(ctx, nil, 10)
@@ -416,10 +448,8 @@ func TestList(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
 	statuses := []string{StatusDone, StatusFailed, StatusRunning, StatusIncomplete, StatusFailed, StatusDone}
-	var ids []int64
 	for i, s := range statuses {
 		run := e.begin(t, fmt.Sprintf("k%d", i), "h", false)
-		ids = append(ids, run.ID)
 		if s != StatusRunning {
 			if err := e.j.Finish(ctx, run, s, nil, ""); err != nil {
 				t.Fatal(err)
