@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -49,20 +48,7 @@ type result struct {
 // run runs the binary with a clean environment: no accounts, the given data dir.
 func run(t *testing.T, dataDir, stdin string, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(binary, args...)
-	cmd.Dir = ".."
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "FIGSUPPORT_DATA_DIR=" + dataDir, "NO_COLOR=1"}
-	cmd.Stdin = strings.NewReader(stdin)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return result{out.String(), errb.String(), code}
+	return runEnv(t, []string{"FIGSUPPORT_DATA_DIR=" + dataDir}, stdin, args...)
 }
 
 var (
