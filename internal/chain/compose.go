@@ -2,21 +2,36 @@ package chain
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/figurative/figsupport/internal/payload"
 )
 
-// customer is "Jean Dupont <jean@example.com>", or the address alone.
+// Everything here is the same whatever the tracker or CRM: ClickUp and the embedded tracker both
+// store Markdown, and the customer's text is never trusted to be plain.
+
+// maxNameRunes keeps subtask names readable in the trackers' list views.
+const maxNameRunes = 180
+
+// timeLayout matches the admin e-mail's, so a request is found by the same date everywhere.
+const timeLayout = "2006-01-02 15:04 UTC"
+
+// customer is "Jean Dupont <jean@example.com>", or whichever of the two is known, on one line.
 func customer(r *payload.Request) string {
-	if r.UserName == "" {
-		return r.UserEmail
+	name, email := oneLine(r.UserName), oneLine(r.UserEmail)
+	switch {
+	case name != "" && email != "":
+		return name + " <" + email + ">"
+	case name != "":
+		return name
 	}
-	return r.UserName + " <" + r.UserEmail + ">"
+	return email
 }
 
-// ticketContent is the ticket's plain-text description.
+// ticketContent is the ticket's plain-text description: the CRM escapes it, if it stores HTML.
 func ticketContent(r *payload.Request, files []payload.StoredFile) string {
 	var b strings.Builder
 	b.WriteString(r.Text())
@@ -34,68 +49,234 @@ func ticketContent(r *payload.Request, files []payload.StoredFile) string {
 	return strings.TrimRight(b.String(), "\n")
 }
 
-// SubtaskName is "[MODELISATION] Jean Dupont — subject", bounded for the tracker's list views.
+// SubtaskName is "[MODELISATION] Jean Dupont — subject" on one line, bounded for list views. The
+// e-mail stands in for a missing name; the address would only lengthen the name otherwise.
 func SubtaskName(classification string, r *payload.Request) string {
-	who := r.UserName
+	var b strings.Builder
+	if c := oneLine(classification); c != "" {
+		b.WriteString("[" + strings.ToUpper(c) + "] ")
+	}
+	who := oneLine(r.UserName)
 	if who == "" {
-		who = r.UserEmail
+		who = oneLine(r.UserEmail)
 	}
-	s := fmt.Sprintf("[%s] %s — %s", classification, who, oneLine(r.Subject()))
-	if utf8.RuneCountInString(s) > 180 {
-		s = string([]rune(s)[:177]) + "..."
+	b.WriteString(who)
+	if s := oneLine(r.Subject()); s != "" {
+		if who != "" {
+			b.WriteString(" — ")
+		}
+		b.WriteString(s)
 	}
-	return s
+	return truncateRunes(strings.TrimSpace(b.String()), maxNameRunes)
 }
 
-// SubtaskMarkdown is a new subtask's description: the customer's text, the ticket and the files.
+// SubtaskMarkdown is a new subtask's description: who wrote, when, the ticket, the customer's text
+// quoted and escaped, and the files.
 func SubtaskMarkdown(r *payload.Request, ticketID, ticketURL string, files []payload.StoredFile) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "**Client:** %s\n\n", mdEscape(customer(r)))
-	fmt.Fprintf(&b, "**Ticket HubSpot:** [#%s](%s)\n\n", ticketID, ticketURL)
-	fmt.Fprintf(&b, "**Reçu le:** %s\n\n", r.ReceivedAt.Format("2006-01-02 15:04 MST"))
-	b.WriteString("**Demande:**\n\n")
-	b.WriteString(quote(r.Text()))
-	writeFiles(&b, files)
+	fmt.Fprintf(&b, "- **Client :** %s\n", escapeInline(customer(r)))
+	if !r.ReceivedAt.IsZero() {
+		fmt.Fprintf(&b, "- **Reçu le :** %s\n", r.ReceivedAt.UTC().Format(timeLayout))
+	}
+	writeSource(&b, r)
+	switch id := escapeInline(ticketID); {
+	case id != "" && safeURL(ticketURL) != "":
+		fmt.Fprintf(&b, "- **Ticket :** [#%s](%s)\n", id, safeURL(ticketURL))
+	case id != "":
+		fmt.Fprintf(&b, "- **Ticket :** #%s\n", id)
+	}
+	writeBody(&b, r, files)
 	return b.String()
 }
 
-// FollowUpMarkdown is what a follow-up appends to the subtask.
+// FollowUpMarkdown is what a follow-up appends to the subtask. It starts with a heading rather than
+// a rule: ClickUp's AppendSubtask already puts a rule between the old text and the new.
 func FollowUpMarkdown(r *payload.Request, files []payload.StoredFile) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "---\n\n**Suivi du %s** (%s):\n\n", r.ReceivedAt.Format("2006-01-02 15:04 MST"), mdEscape(customer(r)))
-	b.WriteString(quote(r.Text()))
-	writeFiles(&b, files)
+	b.WriteString("### Nouveau message")
+	if !r.ReceivedAt.IsZero() {
+		b.WriteString(" du " + r.ReceivedAt.UTC().Format(timeLayout))
+	}
+	b.WriteString("\n\n")
+	fmt.Fprintf(&b, "- **Client :** %s\n", escapeInline(customer(r)))
+	writeSource(&b, r)
+	writeBody(&b, r, files)
 	return b.String()
+}
+
+func writeSource(b *strings.Builder, r *payload.Request) {
+	if s := escapeInline(r.Source); s != "" {
+		fmt.Fprintf(b, "- **Formulaire :** %s\n", s)
+	}
+}
+
+// writeBody writes the subject item, then the quoted message and the files. The subject is a list
+// item so that the quote holds the description alone, as the customer typed it; a subject without
+// a description is the whole message, so only text with neither is marked empty.
+func writeBody(b *strings.Builder, r *payload.Request, files []payload.StoredFile) {
+	if s := escapeInline(r.Objet); s != "" {
+		fmt.Fprintf(b, "- **Objet :** %s\n", s)
+	}
+	b.WriteString("\n")
+	switch q := quote(r.Description); {
+	case q != "":
+		b.WriteString(q)
+	case oneLine(r.Objet) == "":
+		b.WriteString("*(message vide)*\n")
+	}
+	writeFiles(b, files)
 }
 
 func writeFiles(b *strings.Builder, files []payload.StoredFile) {
 	if len(files) == 0 {
 		return
 	}
-	b.WriteString("\n\n**Fichiers:**\n\n")
+	fmt.Fprintf(b, "\n**Fichiers (%d) :**\n\n", len(files))
 	for _, f := range files {
-		fmt.Fprintf(b, "- [%s](%s)\n", mdEscape(f.Name), f.URL)
+		name := escapeInline(f.Name)
+		if name == "" {
+			name = "fichier"
+		}
+		if u := safeURL(f.URL); u != "" {
+			fmt.Fprintf(b, "- [%s](%s)", name, u)
+		} else {
+			fmt.Fprintf(b, "- %s", name)
+		}
+		if f.Size > 0 {
+			fmt.Fprintf(b, " (%s)", humanSize(f.Size))
+		}
+		b.WriteString("\n")
 	}
 }
 
-// quote puts customer text in a block quote, escaped so it cannot turn into links, HTML or
-// headings, nor leave the quote.
-func quote(s string) string {
-	lines := strings.Split(strings.ReplaceAll(s, "\r\n", "\n"), "\n")
-	for i, l := range lines {
-		lines[i] = "> " + mdEscape(l)
+// quote renders customer text as a Markdown block quote that it cannot leave: every line, blank
+// ones included, starts with ">", and whatever could become a link, an image, HTML or a heading is
+// escaped. Blank text quotes to "".
+func quote(text string) string {
+	text = strings.ReplaceAll(strings.ReplaceAll(text, "\r\n", "\n"), "\r", "\n")
+	text = strings.Trim(text, "\n")
+	if strings.TrimSpace(text) == "" {
+		return ""
 	}
-	return strings.Join(lines, "\n")
+	var b strings.Builder
+	for line := range strings.SplitSeq(text, "\n") {
+		line = strings.TrimRightFunc(escapeText(line), unicode.IsSpace)
+		switch {
+		case line == "":
+			b.WriteString(">\n")
+		case isUnderline(line):
+			// "===" or "---" under a line would make it a heading.
+			b.WriteString(`> \` + line + "\n")
+		default:
+			b.WriteString("> " + line + "\n")
+		}
+	}
+	return b.String()
 }
 
-var mdReplacer = strings.NewReplacer(
-	`\`, `\\`, "`", "\\`", `*`, `\*`, `_`, `\_`, `[`, `\[`, `]`, `\]`, `<`, `&lt;`, `>`, `&gt;`,
-	`#`, `\#`, `|`, `\|`, `!`, `\!`,
-)
+// isUnderline reports whether line is a run of '=' or of '-' (spaces allowed), a setext heading
+// underline or a thematic break.
+func isUnderline(line string) bool {
+	s := strings.TrimSpace(line)
+	if s == "" || (s[0] != '=' && s[0] != '-') {
+		return false
+	}
+	return strings.Trim(s, string(s[0])+" \t") == ""
+}
 
-func mdEscape(s string) string { return mdReplacer.Replace(s) }
+// escapeInline is escapeText on one line.
+func escapeInline(s string) string { return escapeText(oneLine(s)) }
 
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+// escapeText neutralises Markdown and HTML in customer text: HTML's special characters become
+// entities and Markdown's link, emphasis, code and heading characters are backslash-escaped.
+// Control characters other than tab are dropped.
+func escapeText(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '&':
+			b.WriteString("&amp;")
+		case r == '<':
+			b.WriteString("&lt;")
+		case r == '>':
+			b.WriteString("&gt;")
+		case strings.ContainsRune("\\`*_[]()#|~!{}", r):
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r == '\t':
+			b.WriteRune(r)
+		case unicode.IsControl(r), r == utf8.RuneError:
+			// dropped
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// linkReplacer percent-encodes what would end a Markdown link target or escape its closing
+// parenthesis; url.URL.String leaves some of these alone in queries and fragments.
+var linkReplacer = strings.NewReplacer("(", "%28", ")", "%29", " ", "%20", "<", "%3C", ">", "%3E",
+	"\"", "%22", "\\", "%5C")
+
+// safeURL returns raw fit for a Markdown link target, or "" when it should not be a link. Only
+// the schemes the backends produce are kept: http(s) (HubSpot, ClickUp, R2, a public base),
+// file (the local file store) and figsupport (the embedded CRM and tracker).
+func safeURL(raw string) string {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || u.Opaque != "" {
+		return ""
+	}
+	switch u.Scheme {
+	case "http", "https", "figsupport":
+		if u.Host == "" {
+			return ""
+		}
+	case "file":
+		if u.Path == "" {
+			return ""
+		}
+	default:
+		return ""
+	}
+	return linkReplacer.Replace(u.String())
+}
+
+// oneLine folds whitespace runs (newlines included) into single spaces and drops control characters.
+func oneLine(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsSpace(r) {
+			return ' '
+		}
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, s)
+	return strings.Join(strings.Fields(s), " ")
+}
+
+func truncateRunes(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return strings.TrimSpace(string(r[:n-1])) + "…"
+}
+
+// humanSize is in French units (o, Ko, Mo), as the rest of the text.
+func humanSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d o", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %co", float64(n)/float64(div), "KMGTPE"[exp])
+}
 
 // SplitName puts the last word of a name in lastname and the rest in firstname ("Marie Anne
 // Dupont" → "Marie Anne", "Dupont"). Particles ("de la Tour") come out wrong, but CRM users fix
