@@ -88,7 +88,7 @@ func runSubtask(ctx context.Context, o *subtaskOptions, id string) error {
 	defer a.Close()
 	var st chain.Subtask
 	if id == "" {
-		st, err = a.tasks.CreateSubtask(ctx, strings.TrimSpace(o.name), o.description)
+		st, err = a.tasks.CreateSubtask(ctx, chain.SubtaskInput{Name: strings.TrimSpace(o.name), Markdown: o.description})
 	} else if o.replace {
 		r, ok := a.tasks.(descriptionReplacer)
 		if !ok {

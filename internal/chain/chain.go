@@ -102,6 +102,7 @@ const (
 	stepClassify    = "classify"
 	stepUpload      = "upload"
 	stepContact     = "contact"
+	stepThread      = "thread"
 	stepTicket      = "ticket"
 	stepNote        = "note"
 	stepFileURLs    = "files_urls"
@@ -211,6 +212,15 @@ func step[T any](ctx context.Context, r *runner, name string, fn func(context.Co
 	return v, nil
 }
 
+// mayExistSince is when this request's first run began, for a resumed run: a create step it did
+// not record may still have happened, and the backend looks for it before creating again.
+func (r *runner) mayExistSince() time.Time {
+	if r.run.Attempts > 1 {
+		return r.run.CreatedAt
+	}
+	return time.Time{}
+}
+
 func (r *runner) warn(step string, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -260,23 +270,30 @@ func (r *runner) execute(ctx context.Context) error {
 	r.resp.Files = append(r.resp.Files, files...)
 	r.resp.FilesUploaded = len(files)
 
-	t, err := step(ctx, r, stepTicket, func(ctx context.Context) (ticketStep, error) {
-		if found, err := r.c.findOpenTicket(ctx, contact.ID, req.ReceivedAt); err != nil {
-			return ticketStep{}, err
-		} else if found != nil {
-			return ticketStep{ID: found.ID, URL: found.URL, SubtaskID: found.SubtaskID}, nil
+	// The threading decision is recorded before the ticket is created: a rerun after a create whose
+	// answer was lost must not take that ticket for an earlier conversation and file the message
+	// as its own follow-up; it creates again, and the backend finds the earlier attempt.
+	t, err := step(ctx, r, stepThread, func(ctx context.Context) (ticketStep, error) {
+		found, err := r.c.findOpenTicket(ctx, contact.ID, req.ReceivedAt)
+		if err != nil || found == nil {
+			return ticketStep{New: true}, err
 		}
-		created, err := d.CRM.CreateTicket(ctx, TicketInput{
-			ContactID: contact.ID, Subject: req.Subject(), Content: ticketContent(req, files),
-			Classification: cls.Classification, FileURLs: urls, At: req.ReceivedAt,
-		})
-		if err != nil {
-			return ticketStep{}, err
-		}
-		return ticketStep{ID: created.ID, URL: created.URL, New: true}, nil
+		return ticketStep{ID: found.ID, URL: found.URL, SubtaskID: found.SubtaskID}, nil
 	})
 	if err != nil {
 		return err
+	}
+	if t.New {
+		t, err = step(ctx, r, stepTicket, func(ctx context.Context) (ticketStep, error) {
+			created, err := d.CRM.CreateTicket(ctx, TicketInput{
+				ContactID: contact.ID, Subject: req.Subject(), Content: ticketContent(req, files),
+				Classification: cls.Classification, FileURLs: urls, At: req.ReceivedAt, MayExistSince: r.mayExistSince(),
+			})
+			return ticketStep{ID: created.ID, URL: created.URL, New: true}, err
+		})
+		if err != nil {
+			return err
+		}
 	}
 	if t.URL == "" {
 		t.URL = d.CRM.TicketURL(t.ID)
@@ -361,7 +378,10 @@ func (r *runner) newTicket(ctx context.Context, t ticketStep, cls classify.Resul
 		g.Go(func() error {
 			var err error
 			sub, err = step(gctx, r, stepSubtask, func(ctx context.Context) (Subtask, error) {
-				return d.Tasks.CreateSubtask(ctx, SubtaskName(cls.Classification, req), SubtaskMarkdown(req, t.ID, t.URL, files))
+				return d.Tasks.CreateSubtask(ctx, SubtaskInput{
+					Name: SubtaskName(cls.Classification, req), Markdown: SubtaskMarkdown(req, t.ID, t.URL, files),
+					Ref: r.run.Key, MayExistSince: r.mayExistSince(),
+				})
 			})
 			if err != nil {
 				r.warn(stepSubtask, err)
@@ -379,7 +399,7 @@ func (r *runner) newTicket(ctx context.Context, t ticketStep, cls classify.Resul
 		g.Go(func() error {
 			_, err := step(gctx, r, stepNote, func(ctx context.Context) (string, error) {
 				return d.CRM.AddNote(ctx, Note{ContactID: contact.ID, Title: "Fichiers reçus — ticket #" + t.ID,
-					Body: req.Text(), FileURLs: urls, At: req.ReceivedAt})
+					Body: req.Text(), FileURLs: urls, At: req.ReceivedAt, MayExistSince: r.mayExistSince()})
 			})
 			return err
 		})
@@ -394,7 +414,7 @@ func (r *runner) followUp(ctx context.Context, t ticketStep, files []payload.Sto
 	g.Go(func() error {
 		_, err := step(gctx, r, stepNote, func(ctx context.Context) (string, error) {
 			return d.CRM.AddNote(ctx, Note{TicketID: t.ID, Title: "Nouveau message du client", Body: req.Text(),
-				FileURLs: urls, At: req.ReceivedAt})
+				FileURLs: urls, At: req.ReceivedAt, MayExistSince: r.mayExistSince()})
 		})
 		return err
 	})

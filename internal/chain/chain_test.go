@@ -300,3 +300,74 @@ func TestFollowUpWhileSearchLags(t *testing.T) {
 		t.Fatalf("follow-up on %s (gets %d), want %s found by id", second.TicketID, lag.gets, first.TicketID)
 	}
 }
+
+// lostAnswerCRM performs the first create of each kind, then fails as if its answer had been lost:
+// the journal cannot record what happened.
+type lostAnswerCRM struct {
+	chain.CRM
+	ticketLost, noteLost bool
+}
+
+func (l *lostAnswerCRM) CreateTicket(ctx context.Context, in chain.TicketInput) (chain.Ticket, error) {
+	t, err := l.CRM.CreateTicket(ctx, in)
+	if err == nil && !l.ticketLost {
+		l.ticketLost = true
+		return chain.Ticket{}, errors.New("read tcp: connection reset by peer")
+	}
+	return t, err
+}
+
+func (l *lostAnswerCRM) AddNote(ctx context.Context, n chain.Note) (string, error) {
+	id, err := l.CRM.AddNote(ctx, n)
+	if err == nil && !l.noteLost {
+		l.noteLost = true
+		return "", errors.New("context deadline exceeded")
+	}
+	return id, err
+}
+
+type lostAnswerTasks struct {
+	chain.Tasks
+	lost bool
+}
+
+func (l *lostAnswerTasks) CreateSubtask(ctx context.Context, in chain.SubtaskInput) (chain.Subtask, error) {
+	s, err := l.Tasks.CreateSubtask(ctx, in)
+	if err == nil && !l.lost {
+		l.lost = true
+		return chain.Subtask{}, errors.New("502 bad gateway")
+	}
+	return s, err
+}
+
+// A rerun after creates whose answers were lost finds what the earlier run made: one ticket, one
+// note, one subtask, however many runs it took.
+func TestResumeAfterLostAnswersMakesNoDuplicates(t *testing.T) {
+	ctx := context.Background()
+	base := chaintest.New(t, chaintest.Options{})
+	crm := &lostAnswerCRM{CRM: base.Local}
+	tasks := &lostAnswerTasks{Tasks: base.Local}
+	h := chaintest.New(t, chaintest.Options{CRM: crm, Tasks: tasks, Dir: base.Dir})
+	req := func() *payload.Request { return chaintest.Request(t, "lost@example.com", "Modélisation", t0, "a.glb") }
+
+	var resp *payload.Response
+	var err error
+	runs := 0
+	for runs < 6 {
+		runs++
+		resp, err = h.Chain.Process(ctx, req(), chain.RunOptions{})
+		if err == nil && resp.Status == payload.StatusCreated {
+			break
+		}
+	}
+	if err != nil || resp.Status != payload.StatusCreated {
+		t.Fatalf("after %d runs: %+v, %v", runs, resp, err)
+	}
+	if runs < 3 || !crm.ticketLost || !crm.noteLost || !tasks.lost {
+		t.Fatalf("%d runs; lost answers ticket %v note %v subtask %v: the test did not exercise every resume", runs, crm.ticketLost, crm.noteLost, tasks.lost)
+	}
+	_, tickets, notes, subtasks := counts(t, h)
+	if tickets != 1 || notes != 1 || subtasks != 1 {
+		t.Fatalf("tickets %d notes %d subtasks %d, want one of each", tickets, notes, subtasks)
+	}
+}

@@ -86,10 +86,21 @@ type Subtask struct {
 	URL string `json:"url"`
 }
 
+// SubtaskInput is what creating a subtask needs.
+type SubtaskInput struct {
+	Name     string
+	Markdown string // the description
+	// Ref identifies the request the subtask is for (its key): the tracker marks the subtask with
+	// it so that a repeated create can be recognised. Empty for a one-off subtask.
+	Ref string
+	// MayExistSince: as in TicketInput, an earlier run may have created this subtask after then.
+	MayExistSince time.Time
+}
+
 // Tasks is the task tracker: ClickUp, or the embedded one.
 type Tasks interface {
-	// CreateSubtask creates a subtask under the configured parent. markdown is its description.
-	CreateSubtask(ctx context.Context, name, markdown string) (Subtask, error)
+	// CreateSubtask creates a subtask under the configured parent.
+	CreateSubtask(ctx context.Context, in SubtaskInput) (Subtask, error)
 	// AppendSubtask adds markdown to the end of the subtask's description, keeping what was there.
 	AppendSubtask(ctx context.Context, id, markdown string) (Subtask, error)
 }

@@ -3,6 +3,7 @@ package clickup
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -180,7 +181,13 @@ type updateBody struct {
 // create whose answer was lost can be recognised instead of repeated.
 const refPrefix = "figsupport-ref: "
 
-func newRef() string {
+// newRef is the marker of one subtask: derived from the request's key when there is one, so that
+// a later run of the same request recognises the subtask an interrupted run created; random else.
+func newRef(requestRef string) string {
+	if requestRef != "" {
+		sum := sha256.Sum256([]byte("figsupport-subtask\x00" + requestRef))
+		return hex.EncodeToString(sum[:8])
+	}
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
@@ -188,9 +195,9 @@ func newRef() string {
 
 // CreateSubtask creates a subtask of the parent. A create whose outcome is unknown (timeout, lost
 // answer, 5xx) is looked for among the parent's subtasks before it is tried again, so a retry
-// never makes a second subtask.
-func (t *Tasks) CreateSubtask(ctx context.Context, name, markdown string) (chain.Subtask, error) {
-	name = strings.TrimSpace(name)
+// never makes a second subtask; so is one an earlier run may have made (in.MayExistSince).
+func (t *Tasks) CreateSubtask(ctx context.Context, in chain.SubtaskInput) (chain.Subtask, error) {
+	name := strings.TrimSpace(in.Name)
 	if name == "" {
 		return chain.Subtask{}, errors.New("clickup: subtask name is empty")
 	}
@@ -198,8 +205,17 @@ func (t *Tasks) CreateSubtask(ctx context.Context, name, markdown string) (chain
 	if err != nil {
 		return chain.Subtask{}, err
 	}
-	ref := newRef()
-	body := createBody{Name: name, Parent: t.parent, MarkdownContent: withRef(markdown, ref)}
+	ref := newRef(in.Ref)
+	if !in.MayExistSince.IsZero() {
+		found, ok, err := t.findCreated(ctx, name, ref, in.MayExistSince.Add(-time.Minute))
+		if err != nil {
+			return chain.Subtask{}, fmt.Errorf("clickup: create subtask %q: look for an earlier attempt: %w", name, err)
+		}
+		if ok {
+			return subtaskOf(found), nil
+		}
+	}
+	body := createBody{Name: name, Parent: t.parent, MarkdownContent: withRef(in.Markdown, ref)}
 	// Tasks created before this call are never ours; a minute of slack covers clock skew.
 	since := t.now().Add(-time.Minute)
 	attempts := max(1, t.retry.Attempts)

@@ -91,7 +91,7 @@ func setup(t *testing.T, mod ...func(*Config)) fixture {
 func TestCreateSubtask(t *testing.T) {
 	f := setup(t)
 	ctx := context.Background()
-	st, err := f.tasks.CreateSubtask(ctx, "[MODELISATION] Jean <j@x.fr> — Chaise", "**Client :** Jean\n\n> bonjour\n")
+	st, err := f.tasks.CreateSubtask(ctx, chain.SubtaskInput{Name: "[MODELISATION] Jean <j@x.fr> — Chaise", Markdown: "**Client :** Jean\n\n> bonjour\n"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestListIDFetchedOnce(t *testing.T) {
 	f := setup(t, func(c *Config) { c.Memo = memo })
 	ctx := context.Background()
 	for i := range 3 {
-		if _, err := f.tasks.CreateSubtask(ctx, "t"+string(rune('a'+i)), "x"); err != nil {
+		if _, err := f.tasks.CreateSubtask(ctx, chain.SubtaskInput{Name: "t"+string(rune('a'+i)), Markdown: "x"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -135,7 +135,7 @@ func TestListIDFetchedOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := again.CreateSubtask(ctx, "t4", "x"); err != nil {
+	if _, err := again.CreateSubtask(ctx, chain.SubtaskInput{Name: "t4", Markdown: "x"}); err != nil {
 		t.Fatal(err)
 	}
 	if n := f.fake.Count("GET", "/api/v2/task/parent1"); n != 1 {
@@ -146,7 +146,7 @@ func TestListIDFetchedOnce(t *testing.T) {
 func TestAppendKeepsEarlierContent(t *testing.T) {
 	f := setup(t)
 	ctx := context.Background()
-	st, err := f.tasks.CreateSubtask(ctx, "sub", "first message")
+	st, err := f.tasks.CreateSubtask(ctx, chain.SubtaskInput{Name: "sub", Markdown: "first message"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +193,7 @@ func TestRateLimitResetHonoured(t *testing.T) {
 	f := setup(t)
 	reset := f.now.Add(3 * time.Second).Truncate(time.Second)
 	f.fake.Throttle(1, reset)
-	if _, err := f.tasks.CreateSubtask(context.Background(), "n", "m"); err != nil {
+	if _, err := f.tasks.CreateSubtask(context.Background(), chain.SubtaskInput{Name: "n", Markdown: "m"}); err != nil {
 		t.Fatal(err)
 	}
 	got := f.sleeps.all()
@@ -212,7 +212,7 @@ func TestRateLimitResetHonoured(t *testing.T) {
 func TestRateLimitBounded(t *testing.T) {
 	f := setup(t)
 	f.fake.Throttle(100, f.now.Add(time.Hour))
-	_, err := f.tasks.CreateSubtask(context.Background(), "n", "m")
+	_, err := f.tasks.CreateSubtask(context.Background(), chain.SubtaskInput{Name: "n", Markdown: "m"})
 	var apiErr *APIError
 	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusTooManyRequests {
 		t.Fatalf("err = %v, want a 429 APIError", err)
@@ -230,7 +230,7 @@ func TestRateLimitBounded(t *testing.T) {
 func TestServerErrorsRetried(t *testing.T) {
 	f := setup(t)
 	ctx := context.Background()
-	st, err := f.tasks.CreateSubtask(ctx, "n", "m")
+	st, err := f.tasks.CreateSubtask(ctx, chain.SubtaskInput{Name: "n", Markdown: "m"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +272,7 @@ func TestNoDuplicateOnUnknownOutcome(t *testing.T) {
 			// Another subtask with the same name made earlier by a person is not ours.
 			f.fake.AddTask(clickupfake.Task{ID: "old1", Name: "same", ListID: clickupfake.ListID, Parent: "parent1", Markdown: "old", DateCreated: f.now.Add(-time.Hour)})
 			f.fake.Inject(tt.fault)
-			st, err := f.tasks.CreateSubtask(context.Background(), "same", "body")
+			st, err := f.tasks.CreateSubtask(context.Background(), chain.SubtaskInput{Name: "same", Markdown: "body"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -294,7 +294,7 @@ func TestNoDuplicateOnUnknownOutcome(t *testing.T) {
 
 func TestBadToken(t *testing.T) {
 	f := setup(t, func(c *Config) { c.Token = "pk_wrong_SECRET" })
-	_, err := f.tasks.CreateSubtask(context.Background(), "n", "m")
+	_, err := f.tasks.CreateSubtask(context.Background(), chain.SubtaskInput{Name: "n", Markdown: "m"})
 	var apiErr *APIError
 	if !errors.As(err, &apiErr) {
 		t.Fatalf("err = %v, want *APIError", err)
@@ -313,7 +313,7 @@ func TestBadToken(t *testing.T) {
 func TestBearerPrefixRefused(t *testing.T) {
 	// ClickUp personal tokens go raw; "Bearer pk_…" is refused by ClickUp and by the fake.
 	f := setup(t, func(c *Config) { c.Token = "Bearer " + clickupfake.Token })
-	_, err := f.tasks.CreateSubtask(context.Background(), "n", "m")
+	_, err := f.tasks.CreateSubtask(context.Background(), chain.SubtaskInput{Name: "n", Markdown: "m"})
 	var apiErr *APIError
 	if !errors.As(err, &apiErr) || apiErr.Status != 401 {
 		t.Fatalf("err = %v", err)
@@ -355,7 +355,7 @@ func TestSpecValidation(t *testing.T) {
 	// What this package sends is valid: create, append, get with subtasks, user.
 	f.fake.ExpectViolations = false
 	before := len(f.fake.Violations())
-	st, err := f.tasks.CreateSubtask(context.Background(), "n", "m")
+	st, err := f.tasks.CreateSubtask(context.Background(), chain.SubtaskInput{Name: "n", Markdown: "m"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -436,5 +436,28 @@ func TestConfigErrors(t *testing.T) {
 				t.Fatalf("err = %v, want mention of %s", err, tt.want)
 			}
 		})
+	}
+}
+
+// A later run of the same request (MayExistSince set) finds the subtask an interrupted run made,
+// by the marker derived from the request's key; another request's subtask is not mistaken for it.
+func TestResumedCreateFindsEarlierRun(t *testing.T) {
+	f := setup(t)
+	ctx := context.Background()
+	first, err := f.tasks.CreateSubtask(ctx, chain.SubtaskInput{Name: "[MODELISATION] Jean — chaise", Markdown: "m", Ref: "req-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	since := time.Now().Add(-time.Hour)
+	again, err := f.tasks.CreateSubtask(ctx, chain.SubtaskInput{Name: "[MODELISATION] Jean — chaise", Markdown: "m", Ref: "req-1", MayExistSince: since})
+	if err != nil || again.ID != first.ID {
+		t.Fatalf("resumed create = %+v, %v; want subtask %s found", again, err, first.ID)
+	}
+	other, err := f.tasks.CreateSubtask(ctx, chain.SubtaskInput{Name: "[MODELISATION] Jean — chaise", Markdown: "m", Ref: "req-2", MayExistSince: since})
+	if err != nil || other.ID == first.ID {
+		t.Fatalf("other request's create = %+v, %v; want a new subtask", other, err)
+	}
+	if n := len(f.fake.Subtasks("parent1")); n != 2 {
+		t.Fatalf("%d subtasks, want 2", n)
 	}
 }

@@ -51,6 +51,7 @@ var migrations = []string{
 	);
 	CREATE TABLE subtasks (
 		id         INTEGER PRIMARY KEY AUTOINCREMENT,
+		ref        TEXT NOT NULL DEFAULT '', -- the request it was made for (SubtaskInput.Ref)
 		name       TEXT NOT NULL,
 		markdown   TEXT NOT NULL,
 		created_at INTEGER NOT NULL,
@@ -180,6 +181,17 @@ func (s *Store) CreateTicket(ctx context.Context, in chain.TicketInput) (chain.T
 	if at.IsZero() {
 		at = s.now()
 	}
+	if !in.MayExistSince.IsZero() {
+		var id int64
+		err := s.db.QueryRowContext(ctx, `SELECT id FROM tickets WHERE contact_id = ? AND subject = ? AND content = ? AND created_at >= ?
+			ORDER BY id DESC LIMIT 1`, in.ContactID, in.Subject, in.Content, in.MayExistSince.UnixMilli()).Scan(&id)
+		if err == nil {
+			return s.GetTicket(ctx, strconv.FormatInt(id, 10))
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return chain.Ticket{}, fmt.Errorf("local: find ticket: %w", err)
+		}
+	}
 	res, err := s.db.ExecContext(ctx, `INSERT INTO tickets(contact_id, subject, content, classification, pipeline, stage, fichiers_urls, created_at, last_activity)
 		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)`, in.ContactID, in.Subject, in.Content, in.Classification, s.cfg.Pipeline, s.cfg.StageNew,
 		joinURLs(in.FileURLs), s.now().UnixMilli(), at.UnixMilli())
@@ -274,6 +286,17 @@ func (s *Store) AddNote(ctx context.Context, n chain.Note) (string, error) {
 	default:
 		return "", errors.New("local: a note needs a ticket or a contact")
 	}
+	if !n.MayExistSince.IsZero() {
+		var id int64
+		err := tx.QueryRowContext(ctx, `SELECT id FROM notes WHERE (ticket_id IS ? AND contact_id IS ?) AND title = ? AND body = ? AND timestamp = ?
+			AND created_at >= ? ORDER BY id DESC LIMIT 1`, ticket, contact, n.Title, n.Body, at.UnixMilli(), n.MayExistSince.UnixMilli()).Scan(&id)
+		if err == nil {
+			return strconv.FormatInt(id, 10), nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return "", fmt.Errorf("local: find note: %w", err)
+		}
+	}
 	res, err := tx.ExecContext(ctx, `INSERT INTO notes(ticket_id, contact_id, title, body, files, timestamp, created_at) VALUES(?, ?, ?, ?, ?, ?, ?)`,
 		ticket, contact, n.Title, n.Body, joinURLs(n.FileURLs), at.UnixMilli(), s.now().UnixMilli())
 	if err != nil {
@@ -286,14 +309,25 @@ func (s *Store) AddNote(ctx context.Context, n chain.Note) (string, error) {
 // TicketURL is where a person can see the ticket.
 func (s *Store) TicketURL(ticketID string) string { return s.cfg.TicketURLBase + ticketID }
 
-// CreateSubtask records a subtask.
-func (s *Store) CreateSubtask(ctx context.Context, name, markdown string) (chain.Subtask, error) {
-	now := s.now().UnixMilli()
-	res, err := s.db.ExecContext(ctx, `INSERT INTO subtasks(name, markdown, created_at, updated_at) VALUES(?, ?, ?, ?)`, name, markdown, now, now)
-	if err != nil {
-		return chain.Subtask{}, fmt.Errorf("local: create subtask: %w", err)
+// CreateSubtask records a subtask; for a resumed run, the one an earlier run made for the same
+// request is returned instead.
+func (s *Store) CreateSubtask(ctx context.Context, in chain.SubtaskInput) (chain.Subtask, error) {
+	var id int64
+	if !in.MayExistSince.IsZero() && in.Ref != "" {
+		err := s.db.QueryRowContext(ctx, `SELECT id FROM subtasks WHERE ref = ? AND name = ? ORDER BY id DESC LIMIT 1`, in.Ref, in.Name).Scan(&id)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return chain.Subtask{}, fmt.Errorf("local: find subtask: %w", err)
+		}
 	}
-	id, _ := res.LastInsertId()
+	if id == 0 {
+		now := s.now().UnixMilli()
+		res, err := s.db.ExecContext(ctx, `INSERT INTO subtasks(ref, name, markdown, created_at, updated_at) VALUES(?, ?, ?, ?, ?)`,
+			in.Ref, in.Name, in.Markdown, now, now)
+		if err != nil {
+			return chain.Subtask{}, fmt.Errorf("local: create subtask: %w", err)
+		}
+		id, _ = res.LastInsertId()
+	}
 	sid := strconv.FormatInt(id, 10)
 	return chain.Subtask{ID: sid, URL: s.cfg.TaskURLBase + sid}, nil
 }
@@ -301,7 +335,7 @@ func (s *Store) CreateSubtask(ctx context.Context, name, markdown string) (chain
 // AppendSubtask appends markdown to the subtask's description.
 func (s *Store) AppendSubtask(ctx context.Context, id, markdown string) (chain.Subtask, error) {
 	res, err := s.db.ExecContext(ctx, `UPDATE subtasks SET markdown = markdown || ? || ?, updated_at = ? WHERE CAST(id AS TEXT) = ?`,
-		"\n\n", markdown, s.now().UnixMilli(), id)
+		"\n\n---\n\n", markdown, s.now().UnixMilli(), id)
 	if err != nil {
 		return chain.Subtask{}, fmt.Errorf("local: update subtask: %w", err)
 	}
