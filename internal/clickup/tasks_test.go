@@ -120,7 +120,7 @@ func TestListIDFetchedOnce(t *testing.T) {
 	f := setup(t, func(c *Config) { c.Memo = memo })
 	ctx := context.Background()
 	for i := range 3 {
-		if _, err := f.tasks.CreateSubtask(ctx, chain.SubtaskInput{Name: "t"+string(rune('a'+i)), Markdown: "x"}); err != nil {
+		if _, err := f.tasks.CreateSubtask(ctx, chain.SubtaskInput{Name: "t" + string(rune('a'+i)), Markdown: "x"}); err != nil {
 			t.Fatal(err)
 		}
 	}
