@@ -16,7 +16,12 @@ const service = "hubspot"
 
 // Check is doctor's view of the portal: the token and its scopes, the custom properties (created
 // when missing) and the pipeline's stages. No detail carries the token.
-func (m *CRM) Check(ctx context.Context) []health.Check {
+func (m *CRM) Check(ctx context.Context) []health.Check { return m.check(ctx, true) }
+
+// CheckReadOnly is Check that creates nothing (`doctor --dry-run`): missing properties are reported.
+func (m *CRM) CheckReadOnly(ctx context.Context) []health.Check { return m.check(ctx, false) }
+
+func (m *CRM) check(ctx context.Context, create bool) []health.Check {
 	var out []health.Check
 	add := func(name, status, detail string) {
 		out = append(out, health.Check{Service: service, Name: name, Status: status, Detail: detail})
@@ -46,10 +51,12 @@ func (m *CRM) Check(ctx context.Context) []health.Check {
 		return out
 	}
 
-	created, err := m.ensureProperties(ctx)
+	created, err := m.properties(ctx, create)
 	switch {
 	case err != nil:
 		add("custom properties", health.Fail, explain(err))
+	case !create && len(created) > 0:
+		add("custom properties", health.Warn, "missing "+strings.Join(created, ", ")+": doctor without --dry-run creates them")
 	case len(created) > 0:
 		add("custom properties", health.OK, "created "+strings.Join(created, ", ")+" (group ticketinformation)")
 		_ = m.memo.Put(ctx, m.memoKey(), "ok")

@@ -28,3 +28,20 @@ func TestFindContactNeverCreates(t *testing.T) {
 		t.Fatalf("calls = %+v, want one GET", calls)
 	}
 }
+
+func TestCheckReadOnlyCreatesNothing(t *testing.T) {
+	ctx := context.Background()
+	p := newPortal(t, hubspotfake.Options{})
+	var props string
+	for _, c := range p.crm.CheckReadOnly(ctx) {
+		if c.Name == "custom properties" {
+			props = c.Status + " " + c.Detail
+		}
+	}
+	if props != "warn missing clickup_subtask_id, fichiers_urls: doctor without --dry-run creates them" {
+		t.Fatalf("properties check = %q", props)
+	}
+	if p.srv.HasProperty("tickets", "fichiers_urls") || p.srv.Count("POST", "/crm/v3/properties") != 0 {
+		t.Fatal("a read-only check created a property")
+	}
+}

@@ -76,6 +76,13 @@ func (m *CRM) EnsureProperties(ctx context.Context) error {
 
 // ensureProperties checks each property and creates the missing ones; it returns their names.
 func (m *CRM) ensureProperties(ctx context.Context) (created []string, err error) {
+	return m.properties(ctx, true)
+}
+
+// properties reads the custom properties and, when create is set, creates the missing ones; it
+// returns the names created (or, without create, missing).
+func (m *CRM) properties(ctx context.Context, create bool) ([]string, error) {
+	var created []string
 	for _, p := range customProperties {
 		err := m.c.get(ctx, "/crm/v3/properties/tickets/"+url.PathEscape(p.name), nil, nil)
 		if err == nil {
@@ -83,6 +90,10 @@ func (m *CRM) ensureProperties(ctx context.Context) (created []string, err error
 		}
 		if statusOf(err) != http.StatusNotFound {
 			return created, fmt.Errorf("read ticket property %s: %w", p.name, err)
+		}
+		if !create {
+			created = append(created, p.name)
+			continue
 		}
 		body := map[string]string{
 			"name": p.name, "label": p.label, "description": p.description,
