@@ -199,7 +199,15 @@ func (a *app) wireFiles(ctx context.Context) error {
 		MaxFileBytes: a.s.maxFileBytes, Parallel: v.Int("FIGSUPPORT_UPLOAD_PARALLEL"), LocalPaths: true,
 	})
 	a.checks = append(a.checks, a.uploader.Check)
+	if ro, ok := backend.(readOnlyChecker); ok && a.g.DryRun {
+		a.checks[len(a.checks)-1] = ro.CheckReadOnly
+	}
 	return nil
+}
+
+// readOnlyChecker is a backend whose doctor check can skip its writes (`doctor --dry-run`).
+type readOnlyChecker interface {
+	CheckReadOnly(ctx context.Context) []health.Check
 }
 
 func anySet(v *config.Values, keys ...string) bool {

@@ -20,7 +20,9 @@ func newDoctorCmd(g *Globals) *cobra.Command {
 		Short: "Check the configuration and every configured service",
 		Long: `Checks the configuration, the data dir and each backend in use (HubSpot token, scopes, custom
 properties and pipeline stages; R2 bucket; ClickUp parent task; SMTP or Graph; the LLM). Missing
-HubSpot custom properties are created (not with --dry-run). Exit 4 when a check fails.`,
+HubSpot custom properties are created and the bucket gets a probe object (written, then deleted);
+with --dry-run nothing is created at any service: missing properties are reported, the write is not
+probed. Exit 4 when a check fails.`,
 		Example: `  figsupport doctor
   figsupport doctor -o json`,
 		Args: cobra.NoArgs,

@@ -37,10 +37,9 @@ func (a *app) wireCRM(context.Context) error {
 	}
 	a.crm = crm
 	a.names = append(a.names, [2]string{"crm", "hubspot"})
+	a.checks = append(a.checks, crm.Check)
 	if a.g.DryRun {
-		a.checks = append(a.checks, crm.CheckReadOnly)
-	} else {
-		a.checks = append(a.checks, crm.Check)
+		a.checks[len(a.checks)-1] = crm.CheckReadOnly
 	}
 	return nil
 }

@@ -159,6 +159,21 @@ func TestS3Check(t *testing.T) {
 			t.Fatalf("probe left behind: %q", keys)
 		}
 	})
+	t.Run("read-only writes nothing", func(t *testing.T) {
+		fs3 := newFakeS3(t)
+		m := checks(fs3.backend(t).CheckReadOnly(ctx))
+		if m["bucket reachable"].Status != health.OK || m["public URL"].Status != health.OK {
+			t.Fatalf("%+v", m)
+		}
+		if _, probed := m["bucket writable"]; probed {
+			t.Fatal("read-only check probed a write")
+		}
+		for _, meth := range fs3.methods {
+			if strings.HasPrefix(meth, "PUT") || strings.HasPrefix(meth, "DELETE") {
+				t.Fatalf("read-only check sent %s", meth)
+			}
+		}
+	})
 	t.Run("missing bucket", func(t *testing.T) {
 		fs3 := newFakeS3(t)
 		c := fs3.config()

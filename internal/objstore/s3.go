@@ -194,13 +194,26 @@ func (s *S3) URL(key string) string {
 
 // Check says whether the bucket is reachable and writable, by a HeadBucket and a small probe
 // object under _doctor/ that is deleted straight away.
-func (s *S3) Check(ctx context.Context) []health.Check {
+func (s *S3) Check(ctx context.Context) []health.Check { return s.check(ctx, true) }
+
+// CheckReadOnly is Check without the write probe (`doctor --dry-run` puts nothing in the bucket).
+func (s *S3) CheckReadOnly(ctx context.Context) []health.Check { return s.check(ctx, false) }
+
+func (s *S3) check(ctx context.Context, probeWrite bool) []health.Check {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	var out []health.Check
 
 	reach := health.Check{Service: "r2", Name: "bucket reachable"}
 	_, headErr := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(s.cfg.Bucket)})
+	if !probeWrite {
+		if headErr != nil {
+			reach.Status, reach.Detail = health.Fail, describeS3Error(headErr, s.cfg.Bucket).Error()+" (an object-scoped token may be refused HeadBucket: run doctor without --dry-run to try a write)"
+		} else {
+			reach.Status, reach.Detail = health.OK, fmt.Sprintf("bucket %q at %s (write not probed: --dry-run)", s.cfg.Bucket, s.cfg.Endpoint)
+		}
+		return append(out, reach, s.publicCheck())
+	}
 
 	write := health.Check{Service: "r2", Name: "bucket writable"}
 	probe := fmt.Sprintf("_doctor/probe-%s", randomHex(8))
@@ -231,15 +244,17 @@ func (s *S3) Check(ctx context.Context) []health.Check {
 	default:
 		reach.Status, reach.Detail = health.Fail, describeS3Error(headErr, s.cfg.Bucket).Error()
 	}
-	out = append(out, reach, write)
+	return append(out, reach, write, s.publicCheck())
+}
 
+func (s *S3) publicCheck() health.Check {
 	pub := health.Check{Service: "r2", Name: "public URL"}
 	if s.base == "" {
 		pub.Status, pub.Detail = health.Warn, "R2_PUBLIC_URL is not set: stored links point at the S3 API and are not readable without credentials; enable the bucket's r2.dev URL or connect a custom domain and set R2_PUBLIC_URL"
 	} else {
 		pub.Status, pub.Detail = health.OK, "files are published under "+s.base+"/"
 	}
-	return append(out, pub)
+	return pub
 }
 
 // describeS3Error turns SDK errors into a sentence that says what to fix. SDK errors carry the
