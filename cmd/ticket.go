@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -87,7 +88,8 @@ func runTicketFind(ctx context.Context, o *ticketFindOptions) error {
 	case contact == nil:
 		g.status("no contact %s", email)
 	case t == nil:
-		g.status("no open ticket for %s in the window", email)
+		g.status("no open ticket for %s active since %s (the threading window before %s; --at to measure at another time)",
+			email, at.Add(-a.s.chain.Window).Format(time.RFC3339), at.Format(time.RFC3339))
 	default:
 		printTicket(g, t)
 	}
