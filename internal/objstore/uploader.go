@@ -45,8 +45,11 @@ type Config struct {
 	MaxFileBytes int64 // per file, URLs and local files alike; default 200 MiB
 	Parallel     int   // files in flight at once; default 4
 	// LocalPaths allows sources given as local paths. The CLI sets it; `serve` must not, or a
-	// webhook could publish any file the daemon can read.
+	// webhook could publish any file the daemon can read — unless LocalRoot confines them.
 	LocalPaths bool
+	// LocalRoot, when set, confines local paths to this directory (after resolving symbolic
+	// links): `serve` sets it to its spool of uploaded multipart files.
+	LocalRoot string
 }
 
 // Uploader stores a request's files. It implements chain.Files.
@@ -92,14 +95,32 @@ func (u *Uploader) Upload(ctx context.Context, requestKey string, at time.Time, 
 	if strings.TrimSpace(requestKey) == "" {
 		return nil, errors.New("upload: empty request key")
 	}
-	if !u.cfg.LocalPaths {
-		for _, f := range files {
-			if f.Path != "" {
-				return nil, &FileError{Name: displayName(f), Err: ErrLocalPath}
-			}
+	for _, f := range files {
+		if f.Path == "" {
+			continue
+		}
+		if !u.cfg.LocalPaths {
+			return nil, &FileError{Name: displayName(f), Err: ErrLocalPath}
+		}
+		if u.cfg.LocalRoot != "" && !within(u.cfg.LocalRoot, f.Path) {
+			return nil, &FileError{Name: displayName(f), Err: fmt.Errorf("%w: outside %s", ErrLocalPath, u.cfg.LocalRoot)}
 		}
 	}
 	return u.upload(ctx, RequestPrefix(requestKey, at), files)
+}
+
+// within reports whether path, its links resolved, lies inside root.
+func within(root, path string) bool {
+	r, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return false
+	}
+	p, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return false
+	}
+	rel, err := filepath.Rel(r, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator)) && !filepath.IsAbs(rel)
 }
 
 // UploadAdhoc stores files for the `upload FILE|URL…` command under a fresh prefix

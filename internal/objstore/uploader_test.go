@@ -362,6 +362,42 @@ func TestUploadRefusesLocalPathsUnlessAllowed(t *testing.T) {
 	}
 }
 
+func TestUploadConfinesLocalPathsToLocalRoot(t *testing.T) {
+	spool := t.TempDir()
+	inside := filepath.Join(spool, "req", "1-photo.jpg")
+	os.MkdirAll(filepath.Dir(inside), 0o700)
+	os.WriteFile(inside, []byte("\xff\xd8\xffjpeg"), 0o600)
+	outside := filepath.Join(t.TempDir(), "secret.txt")
+	os.WriteFile(outside, []byte("x"), 0o600)
+	link := filepath.Join(spool, "req", "link.txt")
+	if err := os.Symlink(outside, link); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{LocalPaths: true, LocalRoot: spool}
+	tests := []struct {
+		name string
+		path string
+		ok   bool
+	}{
+		{"inside the root", inside, true},
+		{"outside the root", outside, false},
+		{"dot-dot out of the root", filepath.Join(spool, "req", "..", "..", filepath.Base(filepath.Dir(outside)), "secret.txt"), false},
+		{"a link inside pointing outside", link, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l := mustLocal(t, "")
+			_, err := NewUploader(l, nil, cfg).Upload(context.Background(), "k", at, []payload.File{{Name: "f", Path: tt.path}})
+			if tt.ok && err != nil {
+				t.Fatalf("err = %v", err)
+			}
+			if !tt.ok && !errors.Is(err, ErrLocalPath) {
+				t.Fatalf("err = %v, want ErrLocalPath", err)
+			}
+		})
+	}
+}
+
 func TestUploadLocalBackend(t *testing.T) {
 	srv := fileServer(t, map[string][]byte{"/p.png": []byte("\x89PNG\r\n\x1a\n0000")})
 	l := mustLocal(t, "https://files.example.org/figs")
