@@ -54,6 +54,8 @@ type Run struct {
 	CreatedAt time.Time                  `json:"created_at"`
 	UpdatedAt time.Time                  `json:"updated_at"`
 	ExpiresAt time.Time                  `json:"expires_at"`
+	// Archived: a newer run of the same key replaced this one (expiry, --force).
+	Archived bool `json:"archived,omitempty"`
 	// Replay is set by Begin when the run had already finished: answer from Response, touch nothing.
 	Replay bool `json:"-"`
 }
@@ -367,7 +369,7 @@ func (m Memo) Get(ctx context.Context, key string) (string, bool, error) {
 // Put remembers a value.
 func (m Memo) Put(ctx context.Context, key, value string) error { return m.J.MemoPut(ctx, key, value) }
 
-const selectRun = `SELECT id, key, hash, email, status, request, response, attempts, last_error, created_at, updated_at, expires_at FROM requests`
+const selectRun = `SELECT id, key, hash, email, status, request, response, attempts, last_error, created_at, updated_at, expires_at, archived FROM requests`
 
 type scanner interface{ Scan(...any) error }
 
@@ -376,7 +378,7 @@ func scanRun(s scanner) (*Run, error) {
 	var req string
 	var resp sql.NullString
 	var c, u, e int64
-	err := s.Scan(&r.ID, &r.Key, &r.Hash, &r.Email, &r.Status, &req, &resp, &r.Attempts, &r.LastError, &c, &u, &e)
+	err := s.Scan(&r.ID, &r.Key, &r.Hash, &r.Email, &r.Status, &req, &resp, &r.Attempts, &r.LastError, &c, &u, &e, &r.Archived)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrNotFound
 	}
