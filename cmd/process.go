@@ -77,13 +77,16 @@ func runProcess(cmd *cobra.Command, o *processOptions, body []byte, base string)
 
 	resp, err := a.chain().Process(ctx, req, chain.RunOptions{Force: o.force})
 	if err != nil {
+		if exitCodeOf(err) == ExitFailed {
+			g.status("request %s is kept in the journal: `figsupport requests retry %s` resumes it", req.Key(), req.Key())
+		}
 		return fmt.Errorf("request %s: %w", req.Key(), err)
 	}
 	if err := printResponse(g, resp); err != nil {
 		return err
 	}
 	if resp.Status == payload.StatusIncomplete {
-		g.status("request %s is incomplete; run the same command again to finish it", resp.RequestID)
+		g.status("request %s is incomplete: `figsupport requests retry %s` (or the same command again) finishes it", resp.RequestID, resp.RequestID)
 		return silentError{ExitFailed}
 	}
 	return nil

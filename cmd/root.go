@@ -111,6 +111,7 @@ embedded backends kept in the data dir.`,
 		newNoteCmd(g),
 		newSubtaskCmd(g),
 		newNotifyCmd(g),
+		newRequestsCmd(g),
 		newDoctorCmd(g),
 	)
 	return root

@@ -1,0 +1,317 @@
+package cmd
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/figurative/figsupport/internal/journal"
+	"github.com/figurative/figsupport/internal/payload"
+	"github.com/figurative/figsupport/internal/resume"
+)
+
+func newRequestsCmd(g *Globals) *cobra.Command {
+	c := &cobra.Command{Use: "requests", Short: "The journal: what was received, how far each request got, resume what failed"}
+	c.AddCommand(newRequestsListCmd(g), newRequestsShowCmd(g), newRequestsRetryCmd(g))
+	return c
+}
+
+type requestsListOptions struct {
+	g        *Globals
+	statuses []string
+	limit    int
+}
+
+func newRequestsListCmd(g *Globals) *cobra.Command {
+	o := &requestsListOptions{g: g}
+	c := &cobra.Command{
+		Use:   "list [--status S…] [--limit N]",
+		Short: "List requests, newest first",
+		Example: `  figsupport requests list
+  figsupport requests list --status failed --status incomplete -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runRequestsList(cmd.Context(), o) },
+	}
+	c.Flags().StringSliceVar(&o.statuses, "status", nil, "only these statuses: running, done, incomplete, failed")
+	c.Flags().IntVar(&o.limit, "limit", 50, "at most this many")
+	_ = c.RegisterFlagCompletionFunc("status", cobra.FixedCompletions([]string{journal.StatusRunning, journal.StatusDone, journal.StatusIncomplete, journal.StatusFailed}, cobra.ShellCompDirectiveNoFileComp))
+	return c
+}
+
+// runSummary is one line of `requests list -o json`.
+type runSummary struct {
+	ID        int64     `json:"id"`
+	RequestID string    `json:"request_id"`
+	Status    string    `json:"status"`
+	Email     string    `json:"user_email"`
+	Attempts  int       `json:"attempts"`
+	TicketID  string    `json:"ticket_id,omitempty"`
+	LastError string    `json:"last_error,omitempty"`
+	Archived  bool      `json:"archived,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+func summarize(r *journal.Run) runSummary {
+	s := runSummary{ID: r.ID, RequestID: r.Key, Status: r.Status, Email: r.Email, Attempts: r.Attempts,
+		LastError: r.LastError, Archived: r.Archived, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+	var t struct {
+		ID string `json:"id"`
+	}
+	if ok, _ := r.Step("ticket", &t); ok {
+		s.TicketID = t.ID
+	} else if ok, _ := r.Step("thread", &t); ok {
+		s.TicketID = t.ID
+	}
+	return s
+}
+
+func runRequestsList(ctx context.Context, o *requestsListOptions) error {
+	g := o.g
+	for _, s := range o.statuses {
+		switch s {
+		case journal.StatusRunning, journal.StatusDone, journal.StatusIncomplete, journal.StatusFailed:
+		default:
+			return usagef("--status %q: want running, done, incomplete or failed", s)
+		}
+	}
+	if o.limit <= 0 {
+		return usagef("--limit must be positive")
+	}
+	a, err := openApp(ctx, g, true)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	runs, err := a.journal.List(ctx, o.statuses, o.limit)
+	if err != nil {
+		return err
+	}
+	out := make([]runSummary, 0, len(runs))
+	for _, r := range runs {
+		sum := summarize(r)
+		// Steps are not loaded by List; the ticket comes from the stored response when there is one.
+		if sum.TicketID == "" && len(r.Response) > 0 {
+			if resp, err := decodeResponse(r); err == nil {
+				sum.TicketID = resp.TicketID
+			}
+		}
+		out = append(out, sum)
+	}
+	if g.JSON() {
+		return writeJSON(g.Out, struct {
+			Requests []runSummary `json:"requests"`
+		}{out})
+	}
+	if len(out) == 0 {
+		g.status("no requests")
+		return nil
+	}
+	tw := tabwriter.NewWriter(g.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tREQUEST ID\tSTATUS\tTRIES\tTICKET\tE-MAIL\tUPDATED\tLAST ERROR")
+	for _, s := range out {
+		st := s.Status
+		if s.Archived {
+			st += " (replaced)"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", s.ID, s.RequestID, st, s.Attempts, s.TicketID, s.Email,
+			s.UpdatedAt.Format("2006-01-02 15:04"), oneLine(s.LastError, 60))
+	}
+	return tw.Flush()
+}
+
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
+}
+
+func decodeResponse(r *journal.Run) (*payload.Response, error) {
+	var resp payload.Response
+	if err := json.Unmarshal(r.Response, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+type requestsShowOptions struct{ g *Globals }
+
+func newRequestsShowCmd(g *Globals) *cobra.Command {
+	o := &requestsShowOptions{g: g}
+	return &cobra.Command{
+		Use:   "show ID",
+		Short: "Show one request: the payload, each completed step's result, the response",
+		Example: `  figsupport requests show demo-modelisation-1
+  figsupport requests show 12 -o json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return runRequestsShow(cmd.Context(), o, args[0]) },
+	}
+}
+
+func getRun(ctx context.Context, a *app, id string) (*journal.Run, error) {
+	run, err := a.journal.Get(ctx, id)
+	if errors.Is(err, journal.ErrNotFound) {
+		return nil, usageErr(err)
+	}
+	return run, err
+}
+
+func runRequestsShow(ctx context.Context, o *requestsShowOptions, id string) error {
+	g := o.g
+	a, err := openApp(ctx, g, true)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	run, err := getRun(ctx, a, id)
+	if err != nil {
+		return err
+	}
+	if g.JSON() {
+		return writeJSON(g.Out, run)
+	}
+	s := summarize(run)
+	fmt.Fprintf(g.Out, "request %s (run %d): %s after %d attempt(s)\n", run.Key, run.ID, run.Status, run.Attempts)
+	if run.Archived {
+		fmt.Fprintln(g.Out, "  replaced by a newer run of the same key")
+	}
+	fmt.Fprintf(g.Out, "  from:     %s\n  received: %s\n  updated:  %s\n", run.Email, run.CreatedAt.Format(time.RFC3339), run.UpdatedAt.Format(time.RFC3339))
+	if s.LastError != "" {
+		fmt.Fprintf(g.Out, "  error:    %s\n", s.LastError)
+	}
+	for _, name := range []string{"classify", "upload", "contact", "thread", "ticket", "note", "files_urls", "subtask", "subtask_link", "notify"} {
+		if raw, ok := run.Steps[name]; ok {
+			fmt.Fprintf(g.Out, "  step %-13s %s\n", name+":", oneLine(string(raw), 100))
+		}
+	}
+	if resp, err := decodeResponse(run); err == nil && len(run.Response) > 0 {
+		fmt.Fprintf(g.Out, "  answer:   %s\n", resp.Message)
+	}
+	return nil
+}
+
+type requestsRetryOptions struct {
+	g      *Globals
+	failed bool
+}
+
+func newRequestsRetryCmd(g *Globals) *cobra.Command {
+	o := &requestsRetryOptions{g: g}
+	c := &cobra.Command{
+		Use:   "retry [ID | --failed]",
+		Short: "Resume a request that failed or is incomplete, or all of them",
+		Long: `Resumes requests from the journal: each skips the steps it had completed. With --failed, every
+failed, incomplete or abandoned (running, no progress for 15 minutes) request is resumed, whatever its
+number of attempts. A request already done is answered from the journal and nothing is done again.
+Exit 1 when a request still fails.`,
+		Example: `  figsupport requests retry demo-modelisation-1
+  figsupport requests retry --failed -o json`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if (len(args) == 1) == o.failed {
+				return usagef("give a request ID or --failed")
+			}
+			id := ""
+			if len(args) == 1 {
+				id = args[0]
+			}
+			return runRequestsRetry(cmd.Context(), o, id)
+		},
+	}
+	c.Flags().BoolVar(&o.failed, "failed", false, "resume every unfinished request")
+	return c
+}
+
+type retryResult struct {
+	ID       int64             `json:"id"`
+	Request  string            `json:"request_id"`
+	Response *payload.Response `json:"response,omitempty"`
+	Error    string            `json:"error,omitempty"`
+}
+
+func runRequestsRetry(ctx context.Context, o *requestsRetryOptions, id string) error {
+	g := o.g
+	a, err := openApp(ctx, g, false)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	var runs []*journal.Run
+	if id != "" {
+		run, err := getRun(ctx, a, id)
+		if err != nil {
+			return err
+		}
+		runs = []*journal.Run{run}
+	} else {
+		all, err := resume.Pending(ctx, a.journal, 1000)
+		if err != nil {
+			return err
+		}
+		pol := resume.DefaultPolicy
+		for _, r := range all {
+			if r.Status != journal.StatusRunning || g.Now().Sub(r.UpdatedAt) >= pol.StaleRunning {
+				runs = append(runs, r)
+			}
+		}
+	}
+	if g.DryRun {
+		var keys []string
+		for _, r := range runs {
+			keys = append(keys, r.Key)
+		}
+		return dryRun(g, fmt.Sprintf("resume %d request(s): %s", len(runs), strings.Join(keys, ", ")))
+	}
+	c := a.chain()
+	results := make([]retryResult, 0, len(runs))
+	failed := 0
+	for _, r := range runs {
+		res := retryResult{ID: r.ID, Request: r.Key}
+		resp, err := resume.Run(ctx, c, r)
+		switch {
+		case errors.Is(err, resume.ErrArchived):
+			return usageErr(err)
+		case err != nil:
+			res.Error = g.Values.Redact(err.Error())
+			failed++
+		default:
+			res.Response = resp
+			if resp.Status == payload.StatusIncomplete {
+				failed++
+			}
+		}
+		results = append(results, res)
+	}
+	if g.JSON() {
+		if err := writeJSON(g.Out, struct {
+			Retried []retryResult `json:"retried"`
+			Failed  int           `json:"failed"`
+		}{results, failed}); err != nil {
+			return err
+		}
+	} else {
+		if len(results) == 0 {
+			g.status("nothing to retry")
+		}
+		for _, r := range results {
+			switch {
+			case r.Error != "":
+				fmt.Fprintf(g.Out, "%s: still failing: %s\n", r.Request, r.Error)
+			default:
+				fmt.Fprintf(g.Out, "%s: %s\n", r.Request, r.Response.Message)
+			}
+		}
+	}
+	if failed > 0 {
+		return silentError{ExitFailed}
+	}
+	return nil
+}
