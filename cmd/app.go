@@ -55,6 +55,7 @@ func (g *Globals) settings() (settings, error) {
 type app struct {
 	g        *Globals
 	s        settings
+	opts     appOptions
 	dir      string
 	db       *sql.DB
 	journal  *journal.Journal
@@ -71,14 +72,26 @@ type app struct {
 	closers []func()
 }
 
+// appOptions vary the wiring by command.
+type appOptions struct {
+	noLLM bool
+	// spool, for serve: local file paths are accepted only under <data dir>/spool, where the
+	// daemon writes multipart uploads; the command line accepts any local path.
+	spool bool
+}
+
 // openApp creates the data dir if needed and wires every backend: the real service where its
 // credentials are configured, else the embedded one.
 func openApp(ctx context.Context, g *Globals, noLLM bool) (*app, error) {
+	return openAppWith(ctx, g, appOptions{noLLM: noLLM})
+}
+
+func openAppWith(ctx context.Context, g *Globals, o appOptions) (*app, error) {
 	s, err := g.settings()
 	if err != nil {
 		return nil, err
 	}
-	s.classify.DisableLLM = noLLM
+	s.classify.DisableLLM = o.noLLM
 	dir, err := g.dataDir()
 	if err != nil {
 		return nil, err
@@ -86,7 +99,7 @@ func openApp(ctx context.Context, g *Globals, noLLM bool) (*app, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, &config.Error{Key: "FIGSUPPORT_DATA_DIR", Msg: fmt.Sprintf("cannot create %s: %v", dir, err)}
 	}
-	a := &app{g: g, s: s, dir: dir}
+	a := &app{g: g, s: s, dir: dir, opts: o}
 	ok := false
 	defer func() {
 		if !ok {
@@ -194,16 +207,24 @@ func (a *app) wireFiles(ctx context.Context) error {
 		MaxBytes: a.s.maxFileBytes, Timeout: v.Duration("FIGSUPPORT_FETCH_TIMEOUT"),
 		HeaderTimeout: v.Duration("FIGSUPPORT_FETCH_HEADER_TIMEOUT"), MaxRedirects: v.Int("FIGSUPPORT_FETCH_MAX_REDIRECTS"),
 	})
-	// Local paths are for the command line: a daemon must never publish its own files.
-	a.uploader = objstore.NewUploader(backend, fetcher, objstore.Config{
-		MaxFileBytes: a.s.maxFileBytes, Parallel: v.Int("FIGSUPPORT_UPLOAD_PARALLEL"), LocalPaths: true,
-	})
+	// Local paths are for the command line; the daemon accepts only its own spool.
+	cfg := objstore.Config{MaxFileBytes: a.s.maxFileBytes, Parallel: v.Int("FIGSUPPORT_UPLOAD_PARALLEL"), LocalPaths: true}
+	if a.opts.spool {
+		cfg.LocalRoot = a.spoolDir()
+		if err := os.MkdirAll(cfg.LocalRoot, 0o700); err != nil {
+			return &config.Error{Key: "FIGSUPPORT_DATA_DIR", Msg: fmt.Sprintf("cannot create %s: %v", cfg.LocalRoot, err)}
+		}
+	}
+	a.uploader = objstore.NewUploader(backend, fetcher, cfg)
 	a.checks = append(a.checks, a.uploader.Check)
 	if ro, ok := backend.(readOnlyChecker); ok && a.g.DryRun {
 		a.checks[len(a.checks)-1] = ro.CheckReadOnly
 	}
 	return nil
 }
+
+// spoolDir holds the files webhooks upload, until their request is done.
+func (a *app) spoolDir() string { return filepath.Join(a.dir, "spool") }
 
 // readOnlyChecker is a backend whose doctor check can skip its writes (`doctor --dry-run`).
 type readOnlyChecker interface {

@@ -51,6 +51,15 @@ var Keys = []Key{
 	{Name: "FIGSUPPORT_FETCH_MAX_REDIRECTS", Group: "general", Default: "5", Doc: "redirects followed when fetching a file URL, each re-checked"},
 	{Name: "FIGSUPPORT_MAX_BODY_BYTES", Group: "general", Default: "1048576", Doc: "size cap of a JSON request"},
 
+	{Name: "FIGSUPPORT_ADDR", Group: "serve", Default: ":5000", Doc: "serve: listen address; without FIGSUPPORT_WEBHOOK_SECRET or FIGSUPPORT_WEBHOOK_TOKEN only loopback is used"},
+	{Name: "FIGSUPPORT_WEBHOOK_SECRET", Group: "serve", Secret: true, Doc: "serve: Standard Webhooks signing secret (whsec_…): requests must carry a valid webhook-signature"},
+	{Name: "FIGSUPPORT_WEBHOOK_TOKEN", Group: "serve", Secret: true, Doc: "serve: static token: requests must carry Authorization: Bearer <token> (either this or a valid signature)"},
+	{Name: "FIGSUPPORT_SYNC_TIMEOUT", Group: "serve", Default: "25s", Doc: "serve: how long a webhook waits for the chain before answering 202 queued (the run goes on)"},
+	{Name: "FIGSUPPORT_RATE_PER_MINUTE", Group: "serve", Default: "120", Doc: "serve: requests per minute per client IP"},
+	{Name: "FIGSUPPORT_RATE_BURST", Group: "serve", Default: "20", Doc: "serve: burst of requests per client IP"},
+	{Name: "FIGSUPPORT_RETRY_INTERVAL", Group: "serve", Default: "1m", Doc: "serve: how often unfinished requests are looked at; each waits 1 min, 2, 4… (capped at 1 h) after a failure"},
+	{Name: "FIGSUPPORT_RETRY_MAX_ATTEMPTS", Group: "serve", Default: "12", Doc: "serve: attempts before a request is left for `requests retry`"},
+
 	{Name: "CLASSIFY_FALLBACK", Group: "classification", Default: "SUPPORT", Doc: "label of an ambiguous request when no LLM answers (SUPPORT or MODELISATION)"},
 	{Name: "LLM_BASE_URL", Group: "classification", Doc: "OpenAI-compatible endpoint for ambiguous requests (OpenAI https://api.openai.com/v1, Ollama http://localhost:11434/v1…)"},
 	{Name: "LLM_MODEL", Group: "classification", Doc: "model name at that endpoint"},
