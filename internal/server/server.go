@@ -1,0 +1,334 @@
+// Package server is the HTTP side of `figsupport serve`: POST /webhook/request runs the chain on
+// what the web forms send (JSON or multipart/form-data), behind Standard Webhooks signatures and/or
+// a bearer token, per-IP rate limits and size limits. See docs/server.md.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/figurative/figsupport/internal/chain"
+	"github.com/figurative/figsupport/internal/payload"
+)
+
+// Processor runs a request through the chain; *chain.Chain satisfies it.
+type Processor interface {
+	Process(ctx context.Context, req *payload.Request, ro chain.RunOptions) (*payload.Response, error)
+}
+
+// Defaults of Config.
+const (
+	DefaultSyncTimeout        = 25 * time.Second
+	DefaultRatePerIP          = 2.0
+	DefaultBurst              = 10
+	DefaultMaxFileBytes int64 = 50 << 20
+
+	// WebhookPath is the seed's path.
+	WebhookPath = "/webhook/request"
+)
+
+// Config configures a Server. Zero values take the defaults.
+type Config struct {
+	// WebhookSecret is the Standard Webhooks secret, "whsec_<base64>"; empty = signatures not required.
+	WebhookSecret string
+	// BearerToken is a static token for "Authorization: Bearer"; empty = not required. When both
+	// are set, either a valid token or a valid signature authenticates a request.
+	BearerToken string
+	// Limits bound the payload; zero fields take payload.DefaultLimits.
+	Limits payload.Limits
+	// MaxFileBytes caps each multipart file part; default 50 MiB.
+	MaxFileBytes int64
+	// SyncTimeout is how long a request waits for the chain before the answer is 202 "queued" (the
+	// run goes on); default 25s.
+	SyncTimeout time.Duration
+	// RatePerIP is the sustained requests per second per client IP (default 2) and Burst the
+	// bucket size (default 10). A negative RatePerIP disables the limit.
+	RatePerIP float64
+	Burst     int
+	// ClientIPHeader, when set ("X-Forwarded-For", "CF-Connecting-IP", "X-Real-IP"), is where the
+	// client IP is read instead of the connection's address (the rightmost X-Forwarded-For entry).
+	// Set it only behind a proxy that sets that header itself: a client can forge it otherwise.
+	ClientIPHeader string
+	// SpoolDir receives multipart file parts (one sub-directory per request); required. It must
+	// survive restarts (a retried request reads its files there): put it under the data dir, and
+	// give the same directory to objstore.Config.LocalRoot.
+	SpoolDir string
+	Log      *slog.Logger
+	Now      func() time.Time
+}
+
+// Server serves the webhook. Create it with New.
+type Server struct {
+	cfg     Config
+	p       Processor
+	secret  []byte // decoded WebhookSecret; nil when not required
+	limiter *limiter
+	log     *slog.Logger
+	now     func() time.Time
+
+	ctx    context.Context // the server's lifetime: runs outlive the HTTP request that started them
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	active atomic.Int64
+}
+
+// New checks cfg and returns a server running requests through p.
+func New(cfg Config, p Processor) (*Server, error) {
+	if p == nil {
+		return nil, errors.New("server: nil processor")
+	}
+	cfg.Limits = withDefaultLimits(cfg.Limits)
+	if cfg.MaxFileBytes <= 0 {
+		cfg.MaxFileBytes = DefaultMaxFileBytes
+	}
+	if cfg.SyncTimeout <= 0 {
+		cfg.SyncTimeout = DefaultSyncTimeout
+	}
+	if cfg.RatePerIP == 0 {
+		cfg.RatePerIP = DefaultRatePerIP
+	}
+	if cfg.Burst <= 0 {
+		cfg.Burst = DefaultBurst
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.SpoolDir == "" {
+		return nil, errors.New("server: SpoolDir is required (multipart files are spooled there)")
+	}
+	abs, err := filepath.Abs(cfg.SpoolDir)
+	if err != nil {
+		return nil, fmt.Errorf("server: spool dir: %w", err)
+	}
+	cfg.SpoolDir = abs
+	if err := os.MkdirAll(cfg.SpoolDir, 0o700); err != nil {
+		return nil, fmt.Errorf("server: spool dir: %w", err)
+	}
+	pruneIncoming(cfg.SpoolDir, time.Now()) // the file system's clock, not cfg.Now
+	s := &Server{cfg: cfg, p: p, log: cfg.Log, now: cfg.Now}
+	if cfg.WebhookSecret != "" {
+		if s.secret, err = parseSecret(cfg.WebhookSecret); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.RatePerIP > 0 {
+		s.limiter = newLimiter(cfg.RatePerIP, cfg.Burst)
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+func withDefaultLimits(l payload.Limits) payload.Limits {
+	d := payload.DefaultLimits
+	set := func(v *int, def int) {
+		if *v <= 0 {
+			*v = def
+		}
+	}
+	if l.MaxBodyBytes <= 0 {
+		l.MaxBodyBytes = d.MaxBodyBytes
+	}
+	set(&l.MaxObjetChars, d.MaxObjetChars)
+	set(&l.MaxDescriptionChar, d.MaxDescriptionChar)
+	set(&l.MaxNameChars, d.MaxNameChars)
+	set(&l.MaxFiles, d.MaxFiles)
+	set(&l.MaxFileNameBytes, d.MaxFileNameBytes)
+	set(&l.MaxURLBytes, d.MaxURLBytes)
+	set(&l.MaxRequestIDBytes, d.MaxRequestIDBytes)
+	return l
+}
+
+// Authenticated reports whether requests must authenticate (a secret or a token is configured).
+// `serve` binds loopback only when they need not.
+func (s *Server) Authenticated() bool { return s.secret != nil || s.cfg.BearerToken != "" }
+
+// Handler is the server's routes, with one log line per request.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+WebhookPath, s.handleWebhook)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc(WebhookPath, methodNotAllowed("POST"))
+	mux.HandleFunc("/healthz", methodNotAllowed("GET, HEAD"))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, &apiError{Status: http.StatusNotFound, Msg: "not found"})
+	})
+	return s.logged(mux)
+}
+
+func methodNotAllowed(allow string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		writeError(w, &apiError{Status: http.StatusMethodNotAllowed, Msg: "method not allowed; use " + allow})
+	}
+}
+
+// Wait blocks until every background chain run (those answered 202 "queued", and those whose client
+// hung up) has finished, or ctx ends. Call it after http.Server.Shutdown has returned. When ctx ends
+// first, Wait cancels the runs still going (the chain records where each stopped, and the retry
+// worker resumes them) and returns an error wrapping ctx.Err(); a second Wait with a short
+// deadline then waits for them to finish recording.
+func (s *Server) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		n := s.active.Load()
+		s.cancel()
+		return fmt.Errorf("server: %d chain run(s) still going, cancelled: %w", n, ctx.Err())
+	}
+}
+
+// HTTPServer is NewHTTPServer for this server's handler, its write timeout sized for SyncTimeout.
+func (s *Server) HTTPServer(addr string) *http.Server {
+	return newHTTPServer(addr, s.Handler(), s.cfg.SyncTimeout)
+}
+
+// Timeouts of the http.Server built by NewHTTPServer.
+const (
+	ReadHeaderTimeout = 10 * time.Second
+	ReadTimeout       = 2 * time.Minute // the whole request, body included (uploads)
+	IdleTimeout       = 60 * time.Second
+	MaxHeaderBytes    = 64 << 10
+)
+
+// NewHTTPServer is an http.Server for h with the timeouts a public webhook needs, for the default
+// SyncTimeout (use Server.HTTPServer when SyncTimeout is configured). Go's WriteTimeout runs from
+// the end of the request headers, so it covers reading the body too: it is ReadTimeout +
+// SyncTimeout + 30s, so that a slow upload followed by a full SyncTimeout still gets its answer.
+func NewHTTPServer(addr string, h http.Handler) *http.Server {
+	return newHTTPServer(addr, h, DefaultSyncTimeout)
+}
+
+func newHTTPServer(addr string, h http.Handler, sync time.Duration) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: ReadHeaderTimeout,
+		ReadTimeout:       ReadTimeout,
+		WriteTimeout:      ReadTimeout + sync + 30*time.Second,
+		IdleTimeout:       IdleTimeout,
+		MaxHeaderBytes:    MaxHeaderBytes,
+	}
+}
+
+// apiError is an answer other than 2xx: {"error": Msg, "field": Field}.
+type apiError struct {
+	Status     int
+	Msg        string
+	Field      string
+	retryAfter string // seconds, for a 503
+}
+
+func (e *apiError) Error() string { return e.Msg }
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, e *apiError) {
+	if e.retryAfter != "" {
+		w.Header().Set("Retry-After", e.retryAfter)
+	}
+	body := struct {
+		Error string `json:"error"`
+		Field string `json:"field,omitempty"`
+	}{e.Msg, e.Field}
+	writeJSON(w, e.Status, body)
+}
+
+// reqInfo is filled by the handlers for the request's log line.
+type reqInfo struct {
+	requestID string
+	ip        string
+	note      string // why a request was refused, when it says more than the status (never a secret)
+}
+
+type infoKey struct{}
+
+func info(r *http.Request) *reqInfo {
+	if i, ok := r.Context().Value(infoKey{}).(*reqInfo); ok {
+		return i
+	}
+	return &reqInfo{}
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// logged writes one line per request: method, path, status, duration, request_id, IP. Never the
+// body, never a header value that could carry a secret.
+func (s *Server) logged(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := s.now()
+		in := &reqInfo{ip: s.clientIP(r)}
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), infoKey{}, in)))
+		status := sw.status
+		if status == 0 {
+			status = 499 // the client went away before an answer
+		}
+		attrs := []any{"method", r.Method, "path", r.URL.Path, "status", status,
+			"duration", s.now().Sub(start), "request_id", in.requestID, "ip", in.ip}
+		if in.note != "" {
+			attrs = append(attrs, "note", in.note)
+		}
+		level := slog.LevelInfo
+		if status >= 500 {
+			level = slog.LevelError
+		} else if status >= 400 {
+			level = slog.LevelWarn
+		}
+		s.log.Log(r.Context(), level, "http request", attrs...)
+	})
+}
+
+func retryAfter(d time.Duration) string {
+	secs := int64((d + time.Second - 1) / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	return strconv.FormatInt(secs, 10)
+}
