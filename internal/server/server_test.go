@@ -636,3 +636,15 @@ func TestOverRealHTTP(t *testing.T) {
 		t.Errorf("log line:\n%s", e.logs)
 	}
 }
+
+// TestSignWebhookVector is the Standard Webhooks reference libraries' known answer.
+func TestSignWebhookVector(t *testing.T) {
+	got, err := SignWebhook("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek",
+		time.Unix(1614265330, 0), []byte(`{"test": 2432232314}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="; got != want {
+		t.Fatalf("got %s, want %s", got, want)
+	}
+}
