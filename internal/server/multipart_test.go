@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/figurative/figsupport/internal/chain"
 	"github.com/figurative/figsupport/internal/payload"
@@ -309,3 +310,24 @@ type readCloser struct{ *bytes.Reader }
 func (readCloser) Close() error { return nil }
 
 func nopCloser(b []byte) readCloser { return readCloser{bytes.NewReader(b)} }
+
+func TestPruneIncoming(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{".incoming-old", ".incoming-new", "req-abc"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	for _, d := range []string{".incoming-old", "req-abc"} {
+		if err := os.Chtimes(filepath.Join(dir, d), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := New(Config{SpoolDir: dir}, created); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(spoolEntries(t, dir), " "); got != ".incoming-new req-abc" {
+		t.Errorf("spool after start: %s", got)
+	}
+}

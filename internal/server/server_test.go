@@ -648,3 +648,40 @@ func TestSignWebhookVector(t *testing.T) {
 		t.Fatalf("got %s, want %s", got, want)
 	}
 }
+
+func TestProcessorPanic(t *testing.T) {
+	p := procFunc(func(context.Context, *payload.Request, chain.RunOptions) (*payload.Response, error) { panic("boom") })
+	e := newEnv(t, p, nil)
+	rec := e.do(post(bodyA))
+	if rec.Code != 503 {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	}
+	if !strings.Contains(e.logs.String(), "chain panicked") {
+		t.Errorf("log:\n%s", e.logs)
+	}
+}
+
+// TestConcurrentDuplicates: the same form posted many times at once makes one ticket.
+func TestConcurrentDuplicates(t *testing.T) {
+	e := newEnv(t, nil, func(c *Config) { c.RatePerIP = -1 })
+	const n = 8
+	codes := make(chan *httptest.ResponseRecorder, n)
+	for range n {
+		go func() { codes <- e.do(post(bodyA)) }()
+	}
+	created, tickets := 0, map[string]bool{}
+	for range n {
+		rec := <-codes
+		if rec.Code != 200 {
+			t.Fatalf("status %d: %s", rec.Code, rec.Body)
+		}
+		resp := decode[payload.Response](t, rec)
+		if !resp.Replayed {
+			created++
+		}
+		tickets[resp.TicketID] = true
+	}
+	if created != 1 || len(tickets) != 1 {
+		t.Errorf("%d runs, %d tickets; want 1 and 1", created, len(tickets))
+	}
+}

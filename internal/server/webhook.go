@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -184,7 +185,7 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request, req *payload.Reques
 	s.active.Add(1)
 	s.wg.Go(func() {
 		defer s.active.Add(-1)
-		resp, err := s.p.Process(s.ctx, req, chain.RunOptions{})
+		resp, err := s.process(req)
 		s.cleanup(sp, resp, err)
 		if detached.Load() {
 			if err != nil {
@@ -207,6 +208,19 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request, req *payload.Reques
 		detached.Store(true)
 		info(r).note = "client went away; the run goes on"
 	}
+}
+
+// process runs the chain; a panic in it becomes an error (and a log line with the stack) instead of
+// taking the daemon down from a goroutine no http.Server protects. The journal then shows the run
+// unfinished, and the retry worker resumes it.
+func (s *Server) process(req *payload.Request) (resp *payload.Response, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("chain panicked", "request_id", req.Key(), "panic", v, "stack", string(debug.Stack()))
+			resp, err = nil, fmt.Errorf("server: chain panicked: %v", v)
+		}
+	}()
+	return s.p.Process(s.ctx, req, chain.RunOptions{})
 }
 
 // cleanup deletes the request's spooled files once nothing will read them again: after a
