@@ -211,12 +211,15 @@ const (
 	MaxHeaderBytes    = 64 << 10
 )
 
-// NewHTTPServer is an http.Server for h with the timeouts a public webhook needs, for the default
-// SyncTimeout (use Server.HTTPServer when SyncTimeout is configured). Go's WriteTimeout runs from
-// the end of the request headers, so it covers reading the body too: it is ReadTimeout +
-// SyncTimeout + 30s, so that a slow upload followed by a full SyncTimeout still gets its answer.
-func NewHTTPServer(addr string, h http.Handler) *http.Server {
-	return newHTTPServer(addr, h, DefaultSyncTimeout)
+// NewHTTPServer is an http.Server for h with the timeouts a public webhook needs; syncTimeout is the
+// Server's SyncTimeout (zero: the default). Go's WriteTimeout runs from the end of the request
+// headers, so it covers reading the body too: it is ReadTimeout + syncTimeout + 30s, so that a slow
+// upload followed by a full SyncTimeout still gets its answer.
+func NewHTTPServer(addr string, h http.Handler, syncTimeout time.Duration) *http.Server {
+	if syncTimeout <= 0 {
+		syncTimeout = DefaultSyncTimeout
+	}
+	return newHTTPServer(addr, h, syncTimeout)
 }
 
 func newHTTPServer(addr string, h http.Handler, sync time.Duration) *http.Server {

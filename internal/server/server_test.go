@@ -611,7 +611,7 @@ func TestHTTPServer(t *testing.T) {
 		hs.MaxHeaderBytes != 64<<10 || hs.WriteTimeout != 2*time.Minute+40*time.Second {
 		t.Errorf("timeouts %+v", hs)
 	}
-	if d := NewHTTPServer(":5000", s.Handler()); d.WriteTimeout != 2*time.Minute+55*time.Second || d.Addr != ":5000" {
+	if d := NewHTTPServer(":5000", s.Handler(), 0); d.WriteTimeout != 2*time.Minute+55*time.Second || d.Addr != ":5000" {
 		t.Errorf("default WriteTimeout %v", d.WriteTimeout)
 	}
 }
