@@ -287,6 +287,7 @@ func runRequestsRetry(ctx context.Context, o *requestsRetryOptions, id string) e
 			if resp.Status == payload.StatusIncomplete {
 				failed++
 			}
+			a.cleanSpool(resume.Outcome{Run: r, Response: resp}, g.Log)
 		}
 		results = append(results, res)
 	}

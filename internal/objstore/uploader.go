@@ -111,6 +111,13 @@ func (u *Uploader) Upload(ctx context.Context, requestKey string, at time.Time, 
 
 // within reports whether path, its links resolved, lies inside root.
 func within(root, path string) bool {
+	root, err := filepath.Abs(root)
+	if err != nil {
+		return false
+	}
+	if path, err = filepath.Abs(path); err != nil {
+		return false
+	}
 	r, err := filepath.EvalSymlinks(root)
 	if err != nil {
 		return false
