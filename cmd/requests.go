@@ -38,9 +38,9 @@ func newRequestsListCmd(g *Globals) *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runRequestsList(cmd.Context(), o) },
 	}
-	c.Flags().StringSliceVar(&o.statuses, "status", nil, "only these statuses: running, done, incomplete, failed")
+	c.Flags().StringSliceVar(&o.statuses, "status", nil, "only these statuses: queued, running, done, incomplete, failed")
 	c.Flags().IntVar(&o.limit, "limit", 50, "at most this many")
-	_ = c.RegisterFlagCompletionFunc("status", cobra.FixedCompletions([]string{journal.StatusRunning, journal.StatusDone, journal.StatusIncomplete, journal.StatusFailed}, cobra.ShellCompDirectiveNoFileComp))
+	_ = c.RegisterFlagCompletionFunc("status", cobra.FixedCompletions([]string{journal.StatusQueued, journal.StatusRunning, journal.StatusDone, journal.StatusIncomplete, journal.StatusFailed}, cobra.ShellCompDirectiveNoFileComp))
 	return c
 }
 
@@ -76,9 +76,9 @@ func runRequestsList(ctx context.Context, o *requestsListOptions) error {
 	g := o.g
 	for _, s := range o.statuses {
 		switch s {
-		case journal.StatusRunning, journal.StatusDone, journal.StatusIncomplete, journal.StatusFailed:
+		case journal.StatusQueued, journal.StatusRunning, journal.StatusDone, journal.StatusIncomplete, journal.StatusFailed:
 		default:
-			return usagef("--status %q: want running, done, incomplete or failed", s)
+			return usagef("--status %q: want queued, running, done, incomplete or failed", s)
 		}
 	}
 	if o.limit <= 0 {
@@ -209,7 +209,7 @@ func newRequestsRetryCmd(g *Globals) *cobra.Command {
 		Use:   "retry [ID | --failed]",
 		Short: "Resume a request that failed or is incomplete, or all of them",
 		Long: `Resumes requests from the journal: each skips the steps it had completed. With --failed, every
-failed, incomplete or abandoned (running, no progress for 15 minutes) request is resumed, whatever its
+failed, incomplete or abandoned (queued or running, no progress for 15 minutes) request is resumed, whatever its
 number of attempts. A request already done is answered from the journal and nothing is done again.
 Exit 1 when a request still fails.`,
 		Example: `  figsupport requests retry demo-modelisation-1
@@ -258,7 +258,7 @@ func runRequestsRetry(ctx context.Context, o *requestsRetryOptions, id string) e
 		}
 		pol := resume.DefaultPolicy
 		for _, r := range all {
-			if r.Status != journal.StatusRunning || g.Now().Sub(r.UpdatedAt) >= pol.StaleRunning {
+			if !resume.InFlight(r) || g.Now().Sub(r.UpdatedAt) >= pol.StaleRunning {
 				runs = append(runs, r)
 			}
 		}

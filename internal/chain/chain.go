@@ -19,6 +19,7 @@ import (
 
 // Journal is what the chain needs of the journal (see package journal).
 type Journal interface {
+	Record(ctx context.Context, key, hash, email string, request any, ttl time.Duration) error
 	Lock(ctx context.Context, name string) (unlock func(), err error)
 	Begin(ctx context.Context, key, hash, email string, request any, ttl time.Duration, force bool) (*journal.Run, error)
 	SaveStep(ctx context.Context, run *journal.Run, step string, v any) error
@@ -124,16 +125,23 @@ func memoTicketKey(contactID string) string { return "chain:contact-ticket:" + c
 // journal with Replayed set; an unfinished one resumes after its last completed step.
 func (c *Chain) Process(ctx context.Context, req *payload.Request, ro RunOptions) (*payload.Response, error) {
 	key := req.Key()
+	ttl := c.o.HashTTL
+	if req.RequestID != "" {
+		ttl = c.o.KeyTTL
+	}
+	// Written down before waiting for the contact's lock: once Process has been called and this
+	// returned, the request survives a crash (the retry loop finds it queued).
+	if !ro.Force {
+		if err := c.d.Journal.Record(ctx, key, req.Hash(), req.UserEmail, req, ttl); err != nil {
+			return nil, err
+		}
+	}
 	unlock, err := c.d.Journal.Lock(ctx, req.UserEmail)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
 
-	ttl := c.o.HashTTL
-	if req.RequestID != "" {
-		ttl = c.o.KeyTTL
-	}
 	run, err := c.d.Journal.Begin(ctx, key, req.Hash(), req.UserEmail, req, ttl, ro.Force)
 	if err != nil {
 		return nil, err

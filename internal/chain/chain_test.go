@@ -371,3 +371,42 @@ func TestResumeAfterLostAnswersMakesNoDuplicates(t *testing.T) {
 		t.Fatalf("tickets %d notes %d subtasks %d, want one of each", tickets, notes, subtasks)
 	}
 }
+
+// A request waiting for its contact's lock is already in the journal, queued: a crash then loses
+// nothing.
+func TestWaitingRequestIsRecorded(t *testing.T) {
+	ctx := context.Background()
+	h := chaintest.New(t, chaintest.Options{})
+	unlock, err := h.Journal.Lock(ctx, "busy@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := chaintest.Request(t, "busy@example.com", "Bonjour", t0)
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.Chain.Process(ctx, req, chain.RunOptions{})
+		done <- err
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		run, err := h.Journal.Get(ctx, req.Key())
+		if err == nil {
+			if run.Status != "queued" {
+				t.Fatalf("while waiting: status %q, want queued", run.Status)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the waiting request was never recorded")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	unlock()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	run, _ := h.Journal.Get(ctx, req.Key())
+	if run.Status != "done" || run.Attempts != 1 {
+		t.Fatalf("after the lock: %+v", run)
+	}
+}

@@ -27,6 +27,7 @@ import (
 
 // Run statuses.
 const (
+	StatusQueued     = "queued" // recorded, waiting for its contact's lock
 	StatusRunning    = "running"
 	StatusDone       = "done"
 	StatusIncomplete = "incomplete" // the ticket exists, a later step (subtask, notification) failed
@@ -182,6 +183,25 @@ func (j *Journal) Lock(ctx context.Context, name string) (func(), error) {
 	}, nil
 }
 
+// Record writes the request down as queued when its key has no current run, so that it is kept
+// even if the process dies while waiting for its contact's lock; Begin then starts it. A key that
+// has a run already is left to Begin (replay, resume, conflict, expiry).
+func (j *Journal) Record(ctx context.Context, key, hash, email string, request any, ttl time.Duration) error {
+	body, err := json.Marshal(request)
+	if err != nil {
+		return fmt.Errorf("journal: encode request: %w", err)
+	}
+	now := j.now()
+	_, err = j.db.ExecContext(ctx, `INSERT INTO requests(key, hash, email, status, request, attempts, created_at, updated_at, expires_at)
+		SELECT ?, ?, ?, ?, ?, 0, ?, ?, ?
+		WHERE NOT EXISTS (SELECT 1 FROM requests WHERE key = ? AND archived = 0)`,
+		key, hash, email, StatusQueued, string(body), now.UnixMilli(), now.UnixMilli(), now.Add(ttl).UnixMilli(), key)
+	if err != nil && !strings.Contains(err.Error(), "UNIQUE") {
+		return fmt.Errorf("journal: record %s: %w", key, err)
+	}
+	return nil
+}
+
 // Begin records a request before anything else happens. It returns:
 //   - a new run when the key is unknown, expired, or force is set (the old run is kept, detached);
 //   - the finished run with Replay set when the key was processed already;
@@ -223,6 +243,7 @@ func (j *Journal) Begin(ctx context.Context, key, hash, email string, request an
 			run.Replay = true
 			return run, nil
 		}
+		// A queued run (Record) starts now: its first attempt, not a resume.
 		if _, err := tx.ExecContext(ctx, `UPDATE requests SET status = ?, attempts = attempts + 1, updated_at = ? WHERE id = ?`,
 			StatusRunning, now.UnixMilli(), run.ID); err != nil {
 			return nil, fmt.Errorf("journal: resume %s: %w", key, err)

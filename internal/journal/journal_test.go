@@ -851,3 +851,40 @@ func TestLockHelperProcess(t *testing.T) {
 	_, _ = bufio.NewReader(os.Stdin).ReadString('\n')
 	unlock()
 }
+
+func TestRecordThenBegin(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	r := req{"a@example.com", "bonjour"}
+	if err := e.j.Record(ctx, "k1", "h1", "a@example.com", r, ttl); err != nil {
+		t.Fatal(err)
+	}
+	queued, err := e.j.Get(ctx, "k1")
+	if err != nil || queued.Status != StatusQueued || queued.Attempts != 0 {
+		t.Fatalf("after Record: %+v, %v; want queued with no attempt", queued, err)
+	}
+	// Recording again, even with another payload, leaves the run alone: Begin decides.
+	if err := e.j.Record(ctx, "k1", "h2", "a@example.com", r, ttl); err != nil {
+		t.Fatal(err)
+	}
+	run := e.begin(t, "k1", "h1", false)
+	if run.ID != queued.ID || run.Attempts != 1 || run.Status != StatusRunning || run.Replay {
+		t.Fatalf("Begin after Record = %+v, want the queued run's first attempt", run)
+	}
+	if _, err := e.j.Begin(ctx, "k1", "h2", "a@example.com", r, ttl, false); !errors.Is(err, ErrConflict) {
+		t.Fatalf("other payload: %v, want ErrConflict", err)
+	}
+	if err := e.j.Finish(ctx, run, StatusDone, map[string]string{"ticket_id": "1"}, ""); err != nil {
+		t.Fatal(err)
+	}
+	// A done key: Record writes nothing, Begin replays.
+	if err := e.j.Record(ctx, "k1", "h1", "a@example.com", r, ttl); err != nil {
+		t.Fatal(err)
+	}
+	if again := e.begin(t, "k1", "h1", false); !again.Replay {
+		t.Fatalf("after done: %+v, want a replay", again)
+	}
+	if runs, _ := e.j.List(ctx, nil, 10); len(runs) != 1 {
+		t.Fatalf("%d runs, want 1", len(runs))
+	}
+}

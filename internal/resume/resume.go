@@ -31,8 +31,8 @@ type Policy struct {
 	Base        time.Duration // wait after the first failure; doubled after each further attempt
 	Max         time.Duration // cap of that wait
 	MaxAttempts int           // past this many attempts a run is left for a person (`requests retry`)
-	// StaleRunning is how long a "running" run may go without progress before it counts as left
-	// by a process that died.
+	// StaleRunning is how long a running or queued run may go without progress before it counts
+	// as left by a process that died.
 	StaleRunning time.Duration
 }
 
@@ -42,9 +42,9 @@ var DefaultPolicy = Policy{Base: time.Minute, Max: time.Hour, MaxAttempts: 12, S
 // ErrArchived is returned when asked to resume a run a newer one replaced.
 var ErrArchived = errors.New("this run was replaced by a newer run of the same key")
 
-// Pending lists the unfinished runs (failed, incomplete, running), newest first.
+// Pending lists the unfinished runs (failed, incomplete, running, queued), newest first.
 func Pending(ctx context.Context, j Journal, limit int) ([]*journal.Run, error) {
-	runs, err := j.List(ctx, []string{journal.StatusFailed, journal.StatusIncomplete, journal.StatusRunning}, limit)
+	runs, err := j.List(ctx, []string{journal.StatusFailed, journal.StatusIncomplete, journal.StatusRunning, journal.StatusQueued}, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +65,7 @@ func (p Policy) Due(run *journal.Run, now time.Time) bool {
 	if p.MaxAttempts > 0 && run.Attempts >= p.MaxAttempts {
 		return false
 	}
-	if run.Status == journal.StatusRunning {
+	if InFlight(run) {
 		return now.Sub(run.UpdatedAt) >= p.StaleRunning
 	}
 	wait := p.Base
@@ -73,6 +73,12 @@ func (p Policy) Due(run *journal.Run, now time.Time) bool {
 		wait *= 2
 	}
 	return !now.Before(run.UpdatedAt.Add(min(wait, p.Max)))
+}
+
+// InFlight reports a run that some process may be working on (running, or queued for its
+// contact's lock): it is only taken over once it has made no progress for StaleRunning.
+func InFlight(run *journal.Run) bool {
+	return run.Status == journal.StatusRunning || run.Status == journal.StatusQueued
 }
 
 // Request decodes the request a run recorded.

@@ -31,6 +31,8 @@ func TestDue(t *testing.T) {
 		{"attempts exhausted", journal.Run{Status: journal.StatusFailed, Attempts: 5, UpdatedAt: t0}, t0.Add(time.Hour), false},
 		{"running, still fresh", journal.Run{Status: journal.StatusRunning, Attempts: 1, UpdatedAt: t0}, t0.Add(time.Minute), false},
 		{"running, left by a dead process", journal.Run{Status: journal.StatusRunning, Attempts: 1, UpdatedAt: t0}, t0.Add(15 * time.Minute), true},
+		{"queued, waiting for a live process", journal.Run{Status: journal.StatusQueued, UpdatedAt: t0}, t0.Add(time.Minute), false},
+		{"queued by a process that died", journal.Run{Status: journal.StatusQueued, UpdatedAt: t0}, t0.Add(20 * time.Minute), true},
 		{"done", journal.Run{Status: journal.StatusDone, Attempts: 1, UpdatedAt: t0}, t0.Add(time.Hour), false},
 		{"archived", journal.Run{Status: journal.StatusFailed, Attempts: 1, UpdatedAt: t0, Archived: true}, t0.Add(time.Hour), false},
 	}
