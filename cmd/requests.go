@@ -14,6 +14,7 @@ import (
 	"github.com/figurative/figsupport/internal/journal"
 	"github.com/figurative/figsupport/internal/payload"
 	"github.com/figurative/figsupport/internal/resume"
+	"github.com/figurative/figsupport/internal/text"
 )
 
 func newRequestsCmd(g *Globals) *cobra.Command {
@@ -121,17 +122,9 @@ func runRequestsList(ctx context.Context, o *requestsListOptions) error {
 			st += " (replaced)"
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", s.ID, s.RequestID, st, s.Attempts, s.TicketID, s.Email,
-			s.UpdatedAt.Format("2006-01-02 15:04"), oneLine(s.LastError, 60))
+			s.UpdatedAt.Format("2006-01-02 15:04"), text.Truncate(text.OneLine(s.LastError), 60))
 	}
 	return tw.Flush()
-}
-
-func oneLine(s string, n int) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if r := []rune(s); len(r) > n {
-		return string(r[:n-1]) + "…"
-	}
-	return s
 }
 
 func decodeResponse(r *journal.Run) (*payload.Response, error) {
@@ -189,7 +182,7 @@ func runRequestsShow(ctx context.Context, o *requestsShowOptions, id string) err
 	}
 	for _, name := range []string{"classify", "upload", "contact", "thread", "ticket", "note", "files_urls", "subtask", "subtask_link", "notify"} {
 		if raw, ok := run.Steps[name]; ok {
-			fmt.Fprintf(g.Out, "  step %-13s %s\n", name+":", oneLine(string(raw), 100))
+			fmt.Fprintf(g.Out, "  step %-13s %s\n", name+":", text.Truncate(text.OneLine(string(raw)), 100))
 		}
 	}
 	if resp, err := decodeResponse(run); err == nil && len(run.Response) > 0 {

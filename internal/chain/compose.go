@@ -2,6 +2,7 @@ package chain
 
 import (
 	"fmt"
+	"github.com/figurative/figsupport/internal/text"
 	"net/url"
 	"strings"
 	"unicode"
@@ -21,7 +22,7 @@ const timeLayout = "2006-01-02 15:04 UTC"
 
 // customer is "Jean Dupont <jean@example.com>", or whichever of the two is known, on one line.
 func customer(r *payload.Request) string {
-	name, email := oneLine(r.UserName), oneLine(r.UserEmail)
+	name, email := text.OneLine(r.UserName), text.OneLine(r.UserEmail)
 	switch {
 	case name != "" && email != "":
 		return name + " <" + email + ">"
@@ -53,21 +54,21 @@ func ticketContent(r *payload.Request, files []payload.StoredFile) string {
 // e-mail stands in for a missing name; the address would only lengthen the name otherwise.
 func SubtaskName(classification string, r *payload.Request) string {
 	var b strings.Builder
-	if c := oneLine(classification); c != "" {
+	if c := text.OneLine(classification); c != "" {
 		b.WriteString("[" + strings.ToUpper(c) + "] ")
 	}
-	who := oneLine(r.UserName)
+	who := text.OneLine(r.UserName)
 	if who == "" {
-		who = oneLine(r.UserEmail)
+		who = text.OneLine(r.UserEmail)
 	}
 	b.WriteString(who)
-	if s := oneLine(r.Subject()); s != "" {
+	if s := text.OneLine(r.Subject()); s != "" {
 		if who != "" {
 			b.WriteString(" — ")
 		}
 		b.WriteString(s)
 	}
-	return truncateRunes(strings.TrimSpace(b.String()), maxNameRunes)
+	return text.Truncate(strings.TrimSpace(b.String()), maxNameRunes)
 }
 
 // SubtaskMarkdown is a new subtask's description: who wrote, when, the ticket, the customer's text
@@ -121,7 +122,7 @@ func writeBody(b *strings.Builder, r *payload.Request, files []payload.StoredFil
 	switch q := quote(r.Description); {
 	case q != "":
 		b.WriteString(q)
-	case oneLine(r.Objet) == "":
+	case text.OneLine(r.Objet) == "":
 		b.WriteString("*(message vide)*\n")
 	}
 	writeFiles(b, files)
@@ -143,7 +144,7 @@ func writeFiles(b *strings.Builder, files []payload.StoredFile) {
 			fmt.Fprintf(b, "- %s", name)
 		}
 		if f.Size > 0 {
-			fmt.Fprintf(b, " (%s)", humanSize(f.Size))
+			fmt.Fprintf(b, " (%s)", text.HumanSize(f.Size))
 		}
 		b.WriteString("\n")
 	}
@@ -185,7 +186,7 @@ func isUnderline(line string) bool {
 }
 
 // escapeInline is escapeText on one line.
-func escapeInline(s string) string { return escapeText(oneLine(s)) }
+func escapeInline(s string) string { return escapeText(text.OneLine(s)) }
 
 // escapeText neutralises Markdown and HTML in customer text: HTML's special characters become
 // entities and Markdown's link, emphasis, code and heading characters are backslash-escaped.
@@ -240,42 +241,6 @@ func safeURL(raw string) string {
 		return ""
 	}
 	return linkReplacer.Replace(u.String())
-}
-
-// oneLine folds whitespace runs (newlines included) into single spaces and drops control characters.
-func oneLine(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsSpace(r) {
-			return ' '
-		}
-		if unicode.IsControl(r) {
-			return -1
-		}
-		return r
-	}, s)
-	return strings.Join(strings.Fields(s), " ")
-}
-
-func truncateRunes(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	r := []rune(s)
-	return strings.TrimSpace(string(r[:n-1])) + "…"
-}
-
-// humanSize is in French units (o, Ko, Mo), as the rest of the text.
-func humanSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d o", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %co", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // SplitName puts the last word of a name in lastname and the rest in firstname ("Marie Anne

@@ -168,15 +168,3 @@ func TestSubtaskName(t *testing.T) {
 		t.Fatalf("long name has %d runes: %q", n, long)
 	}
 }
-
-func TestHumanSize(t *testing.T) {
-	tests := []struct {
-		n    int64
-		want string
-	}{{1, "1 o"}, {1023, "1023 o"}, {1024, "1.0 Ko"}, {123456, "120.6 Ko"}, {3 << 20, "3.0 Mo"}, {5 << 30, "5.0 Go"}}
-	for _, tt := range tests {
-		if got := humanSize(tt.n); got != tt.want {
-			t.Errorf("humanSize(%d) = %q, want %q", tt.n, got, tt.want)
-		}
-	}
-}

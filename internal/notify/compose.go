@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"github.com/figurative/figsupport/internal/text"
 	"html/template"
 	"net/url"
 	"strings"
@@ -22,7 +23,7 @@ import (
 func Subject(n chain.Notification) string {
 	var b strings.Builder
 	if n.Classification != "" {
-		b.WriteString("[" + oneLine(n.Classification) + "] ")
+		b.WriteString("[" + text.OneLine(n.Classification) + "] ")
 	}
 	b.WriteString(customer(n))
 	if n.TicketID != "" {
@@ -30,15 +31,15 @@ func Subject(n chain.Notification) string {
 		if n.IsNewTicket {
 			state = "nouveau"
 		}
-		fmt.Fprintf(&b, " — ticket #%s (%s)", oneLine(n.TicketID), state)
-	} else if s := oneLine(n.Subject); s != "" {
+		fmt.Fprintf(&b, " — ticket #%s (%s)", text.OneLine(n.TicketID), state)
+	} else if s := text.OneLine(n.Subject); s != "" {
 		b.WriteString(" — " + s)
 	}
-	return truncate(strings.TrimSpace(b.String()), 250)
+	return text.Truncate(strings.TrimSpace(b.String()), 250)
 }
 
 func customer(n chain.Notification) string {
-	name, addr := oneLine(n.CustomerName), oneLine(n.CustomerEmail)
+	name, addr := text.OneLine(n.CustomerName), text.OneLine(n.CustomerEmail)
 	switch {
 	case name != "" && addr != "":
 		return name + " <" + addr + ">"
@@ -69,12 +70,12 @@ type view struct {
 
 func viewOf(n chain.Notification) view {
 	v := view{
-		Customer: customer(n), Email: oneLine(n.CustomerEmail), Subject: oneLine(n.Subject),
-		Body: cleanText(n.Body), TicketID: oneLine(n.TicketID),
-		TicketURL: webURL(n.TicketURL), SubtaskID: oneLine(n.SubtaskID), SubtaskURL: webURL(n.SubtaskURL),
-		RequestKey: oneLine(n.RequestKey),
+		Customer: customer(n), Email: text.OneLine(n.CustomerEmail), Subject: text.OneLine(n.Subject),
+		Body: cleanText(n.Body), TicketID: text.OneLine(n.TicketID),
+		TicketURL: webURL(n.TicketURL), SubtaskID: text.OneLine(n.SubtaskID), SubtaskURL: webURL(n.SubtaskURL),
+		RequestKey: text.OneLine(n.RequestKey),
 	}
-	class := oneLine(n.Classification)
+	class := text.OneLine(n.Classification)
 	if class == "" {
 		class = "support"
 	}
@@ -90,9 +91,9 @@ func viewOf(n chain.Notification) view {
 		v.Received = n.ReceivedAt.UTC().Format("2006-01-02 15:04 UTC")
 	}
 	for _, f := range n.Files {
-		fv := fileView{Name: oneLine(f.Name), URL: webURL(f.URL)}
+		fv := fileView{Name: text.OneLine(f.Name), URL: webURL(f.URL)}
 		if f.Size > 0 {
-			fv.Size = humanSize(f.Size)
+			fv.Size = text.HumanSize(f.Size)
 		}
 		v.Files = append(v.Files, fv)
 	}
@@ -168,7 +169,7 @@ func Compose(n chain.Notification, from string, to []string) (*Message, error) {
 
 // ComposeManual builds a hand-written message: the body is plain text, also shown escaped in HTML.
 func ComposeManual(subject, body, from string, to []string) (*Message, error) {
-	subject = oneLine(subject)
+	subject = text.OneLine(subject)
 	if subject == "" {
 		return nil, fmt.Errorf("notify: empty subject")
 	}
@@ -179,7 +180,7 @@ func ComposeManual(subject, body, from string, to []string) (*Message, error) {
 	if err != nil {
 		return nil, fmt.Errorf("notify: render html: %w", err)
 	}
-	return build(truncate(subject, 250), body, html.String(), from, to, "")
+	return build(text.Truncate(subject, 250), body, html.String(), from, to, "")
 }
 
 func build(subject, text, html, from string, to []string, key string) (*Message, error) {
@@ -243,40 +244,4 @@ func cleanText(s string) string {
 		}
 		return r
 	}, s))
-}
-
-// oneLine folds whitespace (newlines included) and drops control characters: what goes in a
-// header or a one-line field cannot start a new one.
-func oneLine(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if unicode.IsSpace(r) {
-			return ' '
-		}
-		if unicode.IsControl(r) {
-			return -1
-		}
-		return r
-	}, s)
-	return strings.Join(strings.Fields(s), " ")
-}
-
-func truncate(s string, n int) string {
-	r := []rune(s)
-	if len(r) <= n {
-		return s
-	}
-	return strings.TrimSpace(string(r[:n-1])) + "…"
-}
-
-func humanSize(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d o", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %co", float64(n)/float64(div), "KMGTPE"[exp])
 }
