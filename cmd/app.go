@@ -63,7 +63,6 @@ type app struct {
 	crm      chain.CRM
 	tasks    chain.Tasks
 	uploader *objstore.Uploader
-	notifier chain.Notifier
 	notify   *notify.Notifier
 	classify *classify.Classifier
 	// names says which backend serves each role, for stderr, logs and doctor.
@@ -147,7 +146,7 @@ func (a *app) Close() {
 
 func (a *app) chain() *chain.Chain {
 	return chain.New(chain.Deps{
-		CRM: a.crm, Tasks: a.tasks, Files: a.uploader, Notifier: a.notifier, Classifier: a.classify,
+		CRM: a.crm, Tasks: a.tasks, Files: a.uploader, Notifier: a.notify, Classifier: a.classify,
 		Journal: a.journal, Log: a.g.Log,
 	}, a.s.chain)
 }

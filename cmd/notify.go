@@ -25,7 +25,6 @@ func (a *app) wireNotifier(context.Context) error {
 	if err != nil {
 		return &config.Error{Key: "NOTIFY_TRANSPORT", Msg: err.Error()}
 	}
-	a.notifier = n
 	a.names = append(a.names, [2]string{"notify", n.Kind()})
 	a.checks = append(a.checks, n.Check)
 	a.notify = n
