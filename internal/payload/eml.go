@@ -313,7 +313,10 @@ func fitDescription(s string, truncated bool, maxChars int) string {
 	mark := utf8.RuneCountInString(truncatedMark)
 	if utf8.RuneCountInString(s) > maxChars {
 		truncated = true
-		keep := max(maxChars-mark, 0)
+		keep := maxChars
+		if maxChars > 2*mark {
+			keep -= mark
+		}
 		s = strings.TrimSpace(string([]rune(s)[:keep]))
 	}
 	if truncated && s != "" && utf8.RuneCountInString(s)+mark <= maxChars {
@@ -452,8 +455,13 @@ func (p *emlParser) readText(r io.Reader, mt string, params map[string]string) (
 		return content{}, p.tooLarge()
 	}
 	if int64(len(b)) > p.textLeft {
+		// The rest is read (the message's budget bounds it) but not kept.
 		b = b[:p.textLeft]
 		p.truncated = true
+		io.Copy(io.Discard, r)
+		if p.in.exceeded {
+			return content{}, p.tooLarge()
+		}
 	}
 	p.textLeft -= int64(len(b))
 	s := decodeCharset(b, params["charset"])
