@@ -88,7 +88,7 @@ func ParseEmail(r io.Reader, lim Limits, now time.Time, spoolDir string, maxFile
 
 	br := bufio.NewReader(p.in)
 	skipMboxLine(br)
-	hdr, _, err := p.readHeader(br)
+	hdr, _, err := p.readHeader(br, false)
 	if err != nil {
 		return nil, err
 	}
@@ -182,7 +182,8 @@ func skipMboxLine(br *bufio.Reader) {
 
 // readHeader reads a header section (bounded) and parses it. raw holds the section's bytes,
 // also when it does not parse (the error is then a ValidationError without a cause).
-func (p *emlParser) readHeader(br *bufio.Reader) (hdr textproto.MIMEHeader, raw []byte, err error) {
+// Inside a part (nested), a read error ends the section: the part ends there.
+func (p *emlParser) readHeader(br *bufio.Reader, nested bool) (hdr textproto.MIMEHeader, raw []byte, err error) {
 	var buf bytes.Buffer
 	for {
 		line, rerr := br.ReadSlice('\n')
@@ -196,10 +197,10 @@ func (p *emlParser) readHeader(br *bufio.Reader) (hdr textproto.MIMEHeader, raw 
 		if p.in.exceeded {
 			return nil, nil, p.tooLarge()
 		}
-		if rerr != nil && rerr != io.EOF {
+		if rerr != nil && rerr != io.EOF && !nested {
 			return nil, nil, fmt.Errorf("read e-mail: %w", rerr)
 		}
-		if string(line) == "\n" || string(line) == "\r\n" || rerr == io.EOF {
+		if string(line) == "\n" || string(line) == "\r\n" || rerr != nil {
 			break
 		}
 	}
@@ -419,7 +420,7 @@ func (p *emlParser) walkMultipart(mt string, mr *multipart.Reader, depth, fwd in
 // follows the body under the usual "forwarded message" block.
 func (p *emlParser) walkForwarded(r io.Reader, name string, depth, fwd int) (content, error) {
 	br := bufio.NewReader(r)
-	h, raw, err := p.readHeader(br)
+	h, raw, err := p.readHeader(br, true)
 	if err != nil {
 		var ve *ValidationError
 		if !errors.As(err, &ve) || ve.err != nil || raw == nil {

@@ -468,6 +468,7 @@ func FuzzParseEmail(f *testing.F) {
 	}
 	f.Add([]byte("From: a@example.com\nContent-Type: multipart/alternative; boundary=q\n\n--q\nContent-Type: text/html\n\n<p>x</p>\n--q--\n"))
 	f.Add([]byte("From: a@example.com\nContent-Type: message/rfc822\n\nFrom: b@example.com\n\nhi\n"))
+	f.Add([]byte("Content-TYpe:multipArt/;BoundArY=outer\n\n--outer\nContent-TYpe:messAge/rfC822\n\n"))
 	lim := DefaultLimits
 	lim.MaxFiles = 4
 	f.Fuzz(func(t *testing.T, data []byte) {
