@@ -247,6 +247,25 @@ func TestParseEmail(t *testing.T) {
 			},
 		},
 		{
+			name: "inline text with a file name is an attachment; related images too; signatures dropped",
+			raw: "From: a@example.com\nSubject: s\nContent-Type: multipart/signed; boundary=s\n\n--s\n" +
+				"Content-Type: multipart/related; boundary=r\n\n--r\nContent-Type: text/html; charset=utf-8\n\n<p>Voir <img src=cid:p1></p>\n" +
+				"--r\nContent-Type: image/jpeg\nContent-ID: <p1>\nContent-Transfer-Encoding: base64\n\n/9j/4A==\n--r--\n" +
+				"--s\nContent-Type: text/plain; name=notes.txt\nContent-Disposition: inline\n\nmes notes\n" +
+				"--s\nContent-Type: application/pkcs7-signature; name=smime.p7s\n\nMIIsig\n--s--\n",
+			check: func(t *testing.T, r *Request, _ string) {
+				if r.Description != "Voir" {
+					t.Errorf("description %q", r.Description)
+				}
+				if len(r.Fichiers) != 2 || r.Fichiers[0].Name != "attachment-1.jpg" || r.Fichiers[1].Name != "notes.txt" {
+					t.Fatalf("files %+v", r.Fichiers)
+				}
+				if b, _ := os.ReadFile(r.Fichiers[0].Path); string(b) != "\xff\xd8\xff\xe0" {
+					t.Errorf("image %q", b)
+				}
+			},
+		},
+		{
 			name: "subject alone is enough; a body-less message",
 			raw:  "From: a@example.com\nSubject: Rappel\n",
 			check: func(t *testing.T, r *Request, _ string) {
