@@ -2,6 +2,7 @@ package cmd
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,12 +14,14 @@ import (
 	"github.com/figurative/figsupport/internal/classify"
 	"github.com/figurative/figsupport/internal/objstore"
 	"github.com/figurative/figsupport/internal/payload"
+	"github.com/figurative/figsupport/internal/server"
 )
 
 type processOptions struct {
 	g     *Globals
 	force bool
 	noLLM bool
+	eml   string
 }
 
 func newProcessCmd(g *Globals) *cobra.Command {
@@ -31,12 +34,23 @@ else; a rerun of the same request (same request_id, or the same payload within F
 answers from the journal with "replayed": true, or resumes a run that failed half-way.
 
 Files may be given by "url" or, on the command line, by local "path" (relative to the payload
-file's directory, or to the working directory for stdin).`,
+file's directory, or to the working directory for stdin).
+
+With --eml, the request is a raw e-mail (RFC 5322) instead: the sender (Reply-To, else From), the
+subject, the text (or the HTML made text), the date and the Message-Id (the idempotency key) fill the
+payload, and the attachments are its files.`,
 		Example: `  figsupport process testdata/payloads/modelisation.json
   figsupport process - -o json < request.json
-  figsupport process --dry-run testdata/payloads/support.json`,
+  figsupport process --dry-run testdata/payloads/support.json
+  figsupport process --eml message.eml`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.eml != "" {
+				if len(args) > 0 {
+					return usagef("give a payload FILE or --eml, not both")
+				}
+				return runProcessEmail(cmd, o)
+			}
 			body, base, err := readInput(g, args)
 			if err != nil {
 				return err
@@ -46,12 +60,12 @@ file's directory, or to the working directory for stdin).`,
 	}
 	c.Flags().BoolVar(&o.force, "force", false, "start a new run even if this request was processed before")
 	c.Flags().BoolVar(&o.noLLM, "no-llm", false, "classify with the rules only")
+	c.Flags().StringVar(&o.eml, "eml", "", "a raw e-mail (FILE, or - for stdin) instead of a JSON payload")
 	return c
 }
 
 func runProcess(cmd *cobra.Command, o *processOptions, body []byte, base string) error {
 	g := o.g
-	ctx := cmd.Context()
 	s, err := g.settings()
 	if err != nil {
 		return err
@@ -66,6 +80,62 @@ func runProcess(cmd *cobra.Command, o *processOptions, body []byte, base string)
 	if g.DryRun {
 		return dryRunProcess(cmd, o, req, s)
 	}
+	return processRequest(cmd, o, req)
+}
+
+// runProcessEmail reads a raw e-mail into a request; its attachments wait in the data dir's spool
+// until the request is done. Bad input leaves nothing behind, not even a data dir it created.
+func runProcessEmail(cmd *cobra.Command, o *processOptions) error {
+	g := o.g
+	s, err := g.settings()
+	if err != nil {
+		return err
+	}
+	var in io.Reader = g.In
+	if o.eml != "-" {
+		f, err := os.Open(o.eml)
+		if err != nil {
+			return usageErr(fmt.Errorf("--eml: %w", err))
+		}
+		defer f.Close()
+		in = f
+	}
+	dir, err := g.dataDir()
+	if err != nil {
+		return err
+	}
+	spool := filepath.Join(dir, "spool")
+	if g.DryRun {
+		// The attachments are read to check them, into a directory that goes away.
+		if spool, err = os.MkdirTemp("", "figsupport-eml-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(spool)
+	}
+	_, statErr := os.Stat(dir)
+	req, err := payload.ParseEmail(in, s.limits, g.Now(), spool, s.maxFileBytes)
+	if err != nil {
+		if os.IsNotExist(statErr) {
+			os.RemoveAll(dir)
+		}
+		return err
+	}
+	if g.DryRun {
+		return dryRunProcess(cmd, o, req, s)
+	}
+	if err := processRequest(cmd, o, req); err != nil {
+		return err
+	}
+	if err := server.RemoveSpool(spool, req); err != nil {
+		g.Log.Warn("spool cleanup", "err", err)
+	}
+	return nil
+}
+
+// processRequest runs a valid request through the chain and prints the answer.
+func processRequest(cmd *cobra.Command, o *processOptions, req *payload.Request) error {
+	g := o.g
+	ctx := cmd.Context()
 
 	a, err := openApp(ctx, g, o.noLLM)
 	if err != nil {
