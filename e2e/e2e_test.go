@@ -15,11 +15,11 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/figurative/figsupport/internal/golden"
+
 	"github.com/figurative/figsupport/internal/local"
 	"github.com/figurative/figsupport/internal/sqlite"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 var binary string
 
@@ -61,23 +61,6 @@ func normalise(s, dataDir string) string {
 	return reMessageID.ReplaceAllString(s, `"message_id": "<ID>"`)
 }
 
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", "golden", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./e2e -update)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs from the golden file (go test ./e2e -update to accept):\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
-}
-
 // The README's walk-through: a modelling request, its follow-up two days later, a support
 // request, a minimal one, then the same follow-up again (replayed).
 func TestProcessPayloadsGolden(t *testing.T) {
@@ -94,7 +77,7 @@ func TestProcessPayloadsGolden(t *testing.T) {
 			if r.code != 0 {
 				t.Fatalf("exit %d\nstderr: %s", r.code, r.stderr)
 			}
-			golden(t, step.name+".json", normalise(r.stdout, data))
+			golden.Check(t, filepath.Join("testdata", "golden", step.name+".json"), normalise(r.stdout, data))
 		})
 	}
 	// The subtask got the follow-up appended, and two admin e-mails per conversation step were written.
@@ -114,7 +97,7 @@ func TestProcessStdinAndText(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
-	golden(t, "support-stdin.txt", normalise(r.stdout, data))
+	golden.Check(t, filepath.Join("testdata", "golden", "support-stdin.txt"), normalise(r.stdout, data))
 	if !strings.Contains(r.stderr, "backends: ") || !strings.Contains(r.stderr, "crm=embedded") {
 		t.Errorf("stderr does not say which backends are used: %q", r.stderr)
 	}

@@ -1,34 +1,15 @@
 package chain
 
 import (
-	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/figurative/figsupport/internal/golden"
+
 	"github.com/figurative/figsupport/internal/payload"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata golden files")
-
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	p := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(p, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Fatalf("%s differs:\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
-}
 
 var t5 = time.Date(2026, 1, 5, 10, 0, 0, 0, time.FixedZone("CET", 3600))
 
@@ -80,8 +61,8 @@ func TestMarkdownGolden(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			golden(t, tt.name+"-subtask.md", SubtaskMarkdown(&tt.req, tt.ticketID, tt.ticketURL, tt.files))
-			golden(t, tt.name+"-followup.md", FollowUpMarkdown(&tt.req, tt.files))
+			golden.Check(t, filepath.Join("testdata", tt.name+"-subtask.md"), SubtaskMarkdown(&tt.req, tt.ticketID, tt.ticketURL, tt.files))
+			golden.Check(t, filepath.Join("testdata", tt.name+"-followup.md"), FollowUpMarkdown(&tt.req, tt.files))
 		})
 	}
 }

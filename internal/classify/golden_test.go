@@ -1,21 +1,19 @@
 package classify_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/figurative/figsupport/internal/golden"
+
 	"github.com/figurative/figsupport/internal/classify"
 	"github.com/figurative/figsupport/internal/payload"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/golden")
 
 // TestGolden runs every payload of testdata/requests through a rules-only classifier and compares
 // the `classify --output json` document with testdata/golden/<name>.json.
@@ -45,23 +43,7 @@ func TestGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			got = append(got, '\n')
-			golden := filepath.Join("testdata", "golden", name+".json")
-			if *update {
-				if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("%s differs from the golden file:\ngot:\n%s\nwant:\n%s", name, got, want)
-			}
+			golden.Check(t, filepath.Join("testdata", "golden", name+".json"), string(got))
 		})
 	}
 }

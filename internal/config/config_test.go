@@ -2,19 +2,18 @@ package config
 
 import (
 	"errors"
-	"flag"
 	"os"
 	"strings"
 	"testing"
 	"time"
-)
 
-var update = flag.Bool("update", false, "rewrite .env.example")
+	"github.com/figurative/figsupport/internal/golden"
+)
 
 // .env.example is generated from Keys so the two can never disagree.
 func TestEnvExampleMatchesKeys(t *testing.T) {
 	const path = "../../.env.example"
-	if *update {
+	if golden.Update() {
 		if err := os.WriteFile(path, []byte(Example()), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -107,7 +106,7 @@ func TestREADMEConfigTable(t *testing.T) {
 		t.Fatal("README.md lacks the config-table markers")
 	}
 	want := s[:i+len(begin)] + Table() + s[j:]
-	if *update {
+	if golden.Update() {
 		if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
 			t.Fatal(err)
 		}

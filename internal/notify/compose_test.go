@@ -3,7 +3,6 @@ package notify
 import (
 	"bytes"
 	"context"
-	"flag"
 	"io"
 	"mime"
 	"mime/multipart"
@@ -14,32 +13,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/figurative/figsupport/internal/golden"
+
 	"github.com/figurative/figsupport/internal/chain"
 	"github.com/figurative/figsupport/internal/health"
 	"github.com/figurative/figsupport/internal/payload"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata golden files")
-
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	p := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Fatalf("%s differs:\n--- got\n%s\n--- want\n%s", name, got, want)
-	}
-}
 
 var sample = chain.Notification{
 	Classification: payload.Modelisation,
@@ -122,8 +101,8 @@ func TestCompose(t *testing.T) {
 			t.Fatalf("HTML lacks %q:\n%s", want, html)
 		}
 	}
-	golden(t, "notification.txt", text)
-	golden(t, "notification.html", html)
+	golden.Check(t, filepath.Join("testdata", "notification.txt"), text)
+	golden.Check(t, filepath.Join("testdata", "notification.html"), html)
 }
 
 func TestSubject(t *testing.T) {

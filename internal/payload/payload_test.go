@@ -4,16 +4,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files of testdata/valid")
+	"github.com/figurative/figsupport/internal/golden"
+)
 
 var now = time.Date(2026, 1, 5, 12, 0, 0, 0, time.UTC)
 
@@ -249,19 +248,7 @@ func TestParseGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			got = append(got, '\n')
-			golden := strings.TrimSuffix(in, ".json") + ".golden.json"
-			if *update {
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("%s differs:\n got %s\nwant %s", golden, got, want)
-			}
+			golden.Check(t, strings.TrimSuffix(in, ".json")+".golden.json", string(got))
 		})
 	}
 }
