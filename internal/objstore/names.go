@@ -12,7 +12,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"golang.org/x/text/unicode/norm"
+	"github.com/figurative/figsupport/internal/text"
 )
 
 // MaxNameBytes caps a stored file name (the extension is kept when the stem is shortened).
@@ -21,77 +21,9 @@ const MaxNameBytes = 150
 // SanitizeName turns a customer-supplied file name into one safe as the last segment of an
 // object key and of a local path: no directory part, no "..", no control or bidi-override
 // characters, no leading dot, nothing a URL or a file system treats specially, at most
-// MaxNameBytes bytes. An empty result becomes "file".
+// MaxNameBytes bytes. An empty result becomes "file". See text.FileName.
 func SanitizeName(name string) string {
-	name = strings.ToValidUTF8(name, "_")
-	name = norm.NFC.String(name)
-	// Only the last segment counts: "../../etc/passwd" is "passwd", "C:\x\y.jpg" is "y.jpg".
-	if i := strings.LastIndexAny(name, `/\`); i >= 0 {
-		name = name[i+1:]
-	}
-	var b strings.Builder
-	for _, r := range name {
-		switch {
-		case unicode.IsControl(r) || unicode.Is(unicode.Cf, r):
-			// dropped: control characters, and format characters such as U+202E (right-to-left
-			// override) that disguise "gpj.exe" as "exe.jpg"
-		case unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r) || strings.ContainsRune("._-+()", r):
-			b.WriteRune(r)
-		default:
-			b.WriteByte('_')
-		}
-	}
-	name = collapse(b.String(), '_')
-	name = strings.TrimLeft(name, "._- ")
-	name = strings.TrimRight(name, "._- ")
-	if name == "" {
-		return "file"
-	}
-	return truncateName(name, MaxNameBytes)
-}
-
-func collapse(s string, c byte) string {
-	double := string([]byte{c, c})
-	for strings.Contains(s, double) {
-		s = strings.ReplaceAll(s, double, string(c))
-	}
-	return s
-}
-
-// splitExt splits off an extension that looks like one (short, alphanumeric), so "a.tar.gz" is
-// ("a.tar", ".gz") and "v1.2 final" has none.
-func splitExt(name string) (stem, ext string) {
-	ext = path.Ext(name)
-	if ext == name || len(ext) < 2 || len(ext) > 16 {
-		return name, ""
-	}
-	for _, r := range ext[1:] {
-		if !(r < utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsDigit(r))) {
-			return name, ""
-		}
-	}
-	return strings.TrimSuffix(name, ext), ext
-}
-
-// truncateName cuts the stem at a rune boundary so that stem+ext fits in limit bytes.
-func truncateName(name string, limit int) string {
-	if len(name) <= limit {
-		return name
-	}
-	stem, ext := splitExt(name)
-	room := limit - len(ext)
-	if room < 1 {
-		stem, ext, room = name, "", limit
-	}
-	for len(stem) > room {
-		_, size := utf8.DecodeLastRuneInString(stem)
-		stem = stem[:len(stem)-size]
-	}
-	stem = strings.TrimRight(stem, "._- ")
-	if stem == "" {
-		stem = "file"
-	}
-	return stem + ext
+	return text.FileName(name, MaxNameBytes)
 }
 
 // uniqueNames sanitises names and makes them unique within one request, case-insensitively (a
@@ -103,10 +35,10 @@ func uniqueNames(names []string) []string {
 	for i, n := range names {
 		n = SanitizeName(n)
 		if taken[strings.ToLower(n)] {
-			stem, ext := splitExt(n)
+			stem, ext := text.SplitExt(n)
 			for k := 2; ; k++ {
 				suffix := fmt.Sprintf("-%d", k)
-				c := truncateName(stem, MaxNameBytes-len(ext)-len(suffix)) + suffix + ext
+				c := text.TruncateFileName(stem, MaxNameBytes-len(ext)-len(suffix)) + suffix + ext
 				if !taken[strings.ToLower(c)] {
 					n = c
 					break
@@ -120,18 +52,23 @@ func uniqueNames(names []string) []string {
 }
 
 // keySegment makes a request key usable as one key segment: ASCII letters, digits, '.', '_' and
-// '-'. When anything had to change, a short hash of the original is appended so that two keys that
-// differ only in replaced characters never share a prefix (and never overwrite each other's files).
+// '-' (others '-', runs of '-' as one). When anything had to change, a short hash of the original
+// is appended so that two keys that differ only in replaced characters never share a prefix (and
+// never overwrite each other's files). It is not text.KeySegment (which names spool directories):
+// the object keys it makes are part of the public contract and must not change.
 func keySegment(s string) string {
 	var b strings.Builder
 	for _, r := range s {
+		c := byte('-')
 		if r < utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsDigit(r) || r == '.' || r == '_' || r == '-') {
-			b.WriteRune(r)
-		} else {
-			b.WriteByte('-')
+			c = byte(r)
 		}
+		if c == '-' && strings.HasSuffix(b.String(), "-") {
+			continue
+		}
+		b.WriteByte(c)
 	}
-	clean := strings.TrimLeft(collapse(b.String(), '-'), ".-")
+	clean := strings.TrimLeft(b.String(), ".-")
 	if len(clean) > 80 {
 		clean = clean[:80]
 	}

@@ -503,7 +503,7 @@ func (p *emlParser) addFile(r io.Reader, name, mt string) error {
 	if err := p.ensureSpool(); err != nil {
 		return err
 	}
-	path := filepath.Join(p.tmp, fmt.Sprintf("%d-%s", n, SanitizeFileName(name, 100)))
+	path := filepath.Join(p.tmp, fmt.Sprintf("%d-%s", n, text.FileName(name, 100)))
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("spool attachment: %w", err)
@@ -580,7 +580,7 @@ func (p *emlParser) finalize(req *Request) error {
 		c.Fichiers[i].Path = "sha256:" + p.files[i].sum
 	}
 	sum := sha256.Sum256([]byte(req.RequestID + "\x00" + c.Hash()))
-	dir := filepath.Join(p.root, sanitizeKey(req.RequestID, 48)+"-"+hex.EncodeToString(sum[:12]))
+	dir := filepath.Join(p.root, text.KeySegment(req.RequestID, 48)+"-"+hex.EncodeToString(sum[:12]))
 	if err := os.Rename(p.tmp, dir); err != nil {
 		st, serr := os.Stat(dir)
 		if serr != nil || !st.IsDir() {
@@ -603,45 +603,6 @@ func (p *emlParser) removeSpool() {
 		os.RemoveAll(p.tmp)
 		p.tmp = ""
 	}
-}
-
-// sanitizeKey keeps ASCII letters, digits, '.', '-' and '_' of a key (others become '_'), no
-// leading dot, at most max bytes; an empty key is "h" (a hash-keyed request).
-func sanitizeKey(s string, maxBytes int) string {
-	b := []byte(s)
-	for i, c := range b {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
-			b[i] = '_'
-		}
-	}
-	out := strings.TrimLeft(string(b[:min(len(b), maxBytes)]), ".")
-	if out == "" {
-		return "h"
-	}
-	return out
-}
-
-// SanitizeFileName makes a name safe as one path element: no path separators, control or
-// format characters, nor characters other systems refuse (:*?"<>|), spaces as '_', no leading
-// dots or dashes, at most maxBytes bytes keeping the extension. An empty result is "file".
-func SanitizeFileName(s string, maxBytes int) string {
-	s = strings.ToValidUTF8(s, "_")
-	s = strings.Map(func(r rune) rune {
-		switch {
-		case r == '/' || r == '\\' || unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || r == utf8.RuneError:
-			return -1
-		case unicode.IsSpace(r) || strings.ContainsRune(`:*?"<>|`, r):
-			return '_'
-		}
-		return r
-	}, s)
-	s = strings.TrimLeft(s, ".-_")
-	s = capName(s, max(maxBytes, 8))
-	s = strings.TrimLeft(s, ".-_")
-	if s == "" {
-		return "file"
-	}
-	return s
 }
 
 // capName cuts a name to maxBytes on a rune boundary, keeping a short extension.

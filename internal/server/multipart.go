@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/figurative/figsupport/internal/payload"
+	"github.com/figurative/figsupport/internal/text"
 )
 
 // multipartSlack is room for the boundaries and part headers around the fields and the files.
@@ -196,6 +197,12 @@ type spooled struct {
 
 const incomingPrefix = ".incoming-"
 
+// Bounds of the spool's names: <key> (text.KeySegment) and <name> (text.FileName).
+const (
+	spoolKeyBytes  = 48
+	spoolNameBytes = 100
+)
+
 func (sp *spool) add(part io.Reader, name string, max, limit int64) *apiError {
 	storeErr := &apiError{Status: http.StatusServiceUnavailable, Msg: "could not store the uploaded files; send the request again", retryAfter: "30"}
 	if sp.tmp == "" {
@@ -205,7 +212,7 @@ func (sp *spool) add(part io.Reader, name string, max, limit int64) *apiError {
 		}
 		sp.tmp = dir
 	}
-	path := filepath.Join(sp.tmp, fmt.Sprintf("%d-%s", len(sp.files)+1, sanitize(name, 100, false, "file")))
+	path := filepath.Join(sp.tmp, fmt.Sprintf("%d-%s", len(sp.files)+1, text.FileName(name, spoolNameBytes)))
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return storeErr
@@ -259,7 +266,7 @@ func (sp *spool) finalize(req *payload.Request) error {
 		}
 	}
 	sum := sha256.Sum256([]byte(req.RequestID + "\x00" + c.Hash()))
-	dir := filepath.Join(sp.root, sanitize(req.RequestID, 48, true, "h")+"-"+hex.EncodeToString(sum[:12]))
+	dir := filepath.Join(sp.root, text.KeySegment(req.RequestID, spoolKeyBytes)+"-"+hex.EncodeToString(sum[:12]))
 	if err := os.Rename(sp.tmp, dir); err != nil {
 		st, serr := os.Stat(dir)
 		if serr != nil || !st.IsDir() {
@@ -291,33 +298,6 @@ func (sp *spool) remove() error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// sanitize keeps ASCII letters, digits, '.', '-' and '_' (anything else becomes '_'), no leading
-// dot, at most max bytes (the head, or the tail so that a file keeps its extension).
-func sanitize(s string, max int, head bool, empty string) string {
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-', r == '_':
-			b.WriteRune(r)
-		default:
-			b.WriteByte('_')
-		}
-	}
-	out := b.String()
-	if len(out) > max {
-		if head {
-			out = out[:max]
-		} else {
-			out = out[len(out)-max:]
-		}
-	}
-	out = strings.TrimLeft(out, ".")
-	if out == "" {
-		return empty
-	}
-	return out
 }
 
 // RemoveSpool deletes the spooled files of req (its file paths that lie in a request directory

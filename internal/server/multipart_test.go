@@ -13,6 +13,7 @@ import (
 
 	"github.com/figurative/figsupport/internal/chain"
 	"github.com/figurative/figsupport/internal/payload"
+	"github.com/figurative/figsupport/internal/text"
 )
 
 var baseFields = []part{
@@ -90,8 +91,8 @@ func TestMultipartTwoFiles(t *testing.T) {
 				t.Fatalf("files %+v", req.Fichiers)
 			}
 			want := []struct{ name, content, spooled string }{
-				{"photo été.jpg", "JPEG-1", "1-photo__t_.jpg"},
-				{"modèle.glb", "glTF-2", "2-mod_le.glb"},
+				{"photo été.jpg", "JPEG-1", "1-photo_été.jpg"},
+				{"modèle.glb", "glTF-2", "2-modèle.glb"},
 			}
 			for i, w := range want {
 				f := req.Fichiers[i+1]
@@ -288,17 +289,22 @@ func TestSanitize(t *testing.T) {
 		want string
 	}{
 		{"photo.jpg", 100, false, "photo.jpg"},
-		{"../../etc/passwd", 100, false, "_.._etc_passwd"},
+		{"../../etc/passwd", 100, false, "passwd"},
 		{".htaccess", 100, false, "htaccess"},
-		{"a\x00b\nc", 100, false, "a_b_c"},
+		{"a\x00b\nc", 100, false, "abc"},
 		{"", 100, false, "file"},
 		{"...", 100, false, "file"},
-		{"très-long-nom.glb", 8, false, "-nom.glb"},
+		{"très-long-nom.glb", 8, false, "trè.glb"},
 		{"key/with/slashes", 8, true, "key_with"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
-			if got := sanitize(tt.in, tt.max, tt.head, "file"); got != tt.want {
+			// head: a spool directory from a request key; else a spooled file's name
+			got := text.FileName(tt.in, tt.max)
+			if tt.head {
+				got = text.KeySegment(tt.in, tt.max)
+			}
+			if got != tt.want {
 				t.Errorf("sanitize(%q) = %q, want %q", tt.in, got, tt.want)
 			}
 		})
