@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"time"
@@ -47,14 +48,9 @@ func runClassify(cmd *cobra.Command, o *classifyOptions, body []byte) error {
 	if err != nil {
 		return err
 	}
-	s.classify.DisableLLM = o.noLLM
-	c, err := classify.New(s.classify)
+	res, err := classifyOnce(cmd.Context(), s, o.noLLM, req)
 	if err != nil {
 		return err
-	}
-	res := c.Classify(cmd.Context(), req)
-	if res.Reasons == nil {
-		res.Reasons = []string{}
 	}
 	if g.JSON() {
 		return writeJSON(g.Out, res)
@@ -71,7 +67,17 @@ func runClassify(cmd *cobra.Command, o *classifyOptions, body []byte) error {
 	return nil
 }
 
-// dateFlag parses --received-at style values.
+// classifyOnce classifies one request outside the chain (classify, process --dry-run).
+func classifyOnce(ctx context.Context, s settings, noLLM bool, req *payload.Request) (classify.Result, error) {
+	s.classify.DisableLLM = noLLM
+	c, err := classify.New(s.classify)
+	if err != nil {
+		return classify.Result{}, err
+	}
+	return c.Classify(ctx, req), nil
+}
+
+// parseTime parses --at style values.
 func parseTime(s string) (time.Time, error) {
 	return time.Parse(time.RFC3339, strings.TrimSpace(s))
 }

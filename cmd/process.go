@@ -218,14 +218,9 @@ type plannedFile struct {
 
 func dryRunProcess(cmd *cobra.Command, o *processOptions, req *payload.Request, s settings) error {
 	g := o.g
-	s.classify.DisableLLM = o.noLLM
-	c, err := classify.New(s.classify)
+	res, err := classifyOnce(cmd.Context(), s, o.noLLM, req)
 	if err != nil {
 		return err
-	}
-	res := c.Classify(cmd.Context(), req)
-	if res.Reasons == nil {
-		res.Reasons = []string{}
 	}
 	p := plan{DryRun: true, RequestID: req.Key(), Email: req.UserEmail, Classification: res, Files: []plannedFile{}}
 	names := make([]string, len(req.Fichiers))

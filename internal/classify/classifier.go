@@ -170,6 +170,14 @@ func (c *Classifier) Backend() string {
 // Classify never fails: the rules decide clear cases, the LLM ambiguous ones, and the fallback label
 // whatever the LLM could not decide. Ambiguous stays true whenever the rules were not sure.
 func (c *Classifier) Classify(ctx context.Context, r *payload.Request) Result {
+	res := c.classify(ctx, r)
+	if res.Reasons == nil {
+		res.Reasons = []string{} // the JSON contract has an array, never null
+	}
+	return res
+}
+
+func (c *Classifier) classify(ctx context.Context, r *payload.Request) Result {
 	res := Rules(r)
 	if !res.Ambiguous {
 		return res
