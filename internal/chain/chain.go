@@ -124,7 +124,7 @@ func memoTicketKey(contactID string) string { return "chain:contact-ticket:" + c
 // Process runs req through the chain. A request whose key was processed already answers from the
 // journal with Replayed set; an unfinished one resumes after its last completed step.
 func (c *Chain) Process(ctx context.Context, req *payload.Request, ro RunOptions) (*payload.Response, error) {
-	key := req.Key()
+	key, hash := req.Key(), req.Hash()
 	ttl := c.o.HashTTL
 	if req.RequestID != "" {
 		ttl = c.o.KeyTTL
@@ -132,7 +132,7 @@ func (c *Chain) Process(ctx context.Context, req *payload.Request, ro RunOptions
 	// Written down before waiting for the contact's lock: once Process has been called and this
 	// returned, the request survives a crash (the retry loop finds it queued).
 	if !ro.Force {
-		if err := c.d.Journal.Record(ctx, key, req.Hash(), req.UserEmail, req, ttl); err != nil {
+		if err := c.d.Journal.Record(ctx, key, hash, req.UserEmail, req, ttl); err != nil {
 			return nil, err
 		}
 	}
@@ -142,7 +142,7 @@ func (c *Chain) Process(ctx context.Context, req *payload.Request, ro RunOptions
 	}
 	defer unlock()
 
-	run, err := c.d.Journal.Begin(ctx, key, req.Hash(), req.UserEmail, req, ttl, ro.Force)
+	run, err := c.d.Journal.Begin(ctx, key, hash, req.UserEmail, req, ttl, ro.Force)
 	if err != nil {
 		return nil, err
 	}
