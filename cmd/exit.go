@@ -53,7 +53,8 @@ type redacted struct {
 func (r redacted) Error() string { return r.msg }
 func (r redacted) Unwrap() error { return r.err }
 
-// credentialError is what a backend error says when it is about credentials.
+// credentialError is implemented by each service's error type (hubspot, clickup, notify): true
+// when the service refused our credentials.
 type credentialError interface{ Credentials() bool }
 
 func exitCodeOf(err error) int {
@@ -68,7 +69,7 @@ func exitCodeOf(err error) int {
 		return ExitUsage
 	case errors.Is(err, config.ErrConfig), errors.Is(err, classify.ErrConfig), errors.Is(err, ErrCredentials):
 		return ExitConfig
-	case errors.As(err, &ce) && ce.Credentials(), credentialsRefused(err):
+	case errors.As(err, &ce) && ce.Credentials():
 		return ExitConfig
 	}
 	return exitUnknown

@@ -3,11 +3,17 @@ package cmd
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/figurative/figsupport/internal/chain"
+	"github.com/figurative/figsupport/internal/clickup"
+	"github.com/figurative/figsupport/internal/hubspot"
+	"github.com/figurative/figsupport/internal/notify"
 )
 
 func newTestGlobals(t *testing.T, env map[string]string) (*Globals, *bytes.Buffer, *bytes.Buffer) {
@@ -98,5 +104,32 @@ func TestSecretsRedactedFromErrors(t *testing.T) {
 	}
 	if strings.Contains(errb.String(), "supersecret") || !strings.Contains(errb.String(), "HUBSPOT_BASE_URL") {
 		t.Fatalf("stderr = %q: want the key named and the secret redacted", errb)
+	}
+}
+
+// Every service's refusal of our credentials is exit 4, whatever the service.
+func TestCredentialErrorsExit4(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want int
+	}{
+		{"hubspot 401", &hubspot.APIError{Status: 401}, ExitConfig},
+		{"hubspot 403 scope", &hubspot.APIError{Status: 403}, ExitConfig},
+		{"hubspot 500", &hubspot.APIError{Status: 500}, ExitFailed},
+		{"clickup 401", &clickup.APIError{Status: 401}, ExitConfig},
+		{"clickup 429", &clickup.APIError{Status: 429}, ExitFailed},
+		{"graph 403", &notify.GraphError{Status: 403}, ExitConfig},
+		{"graph 503", &notify.GraphError{Status: 503}, ExitFailed},
+		{"smtp 535 at auth", &notify.SMTPError{Stage: "auth", Code: 535}, ExitConfig},
+		{"smtp 550 at rcpt", &notify.SMTPError{Stage: "rcpt", Code: 550}, ExitFailed},
+		{"wrapped in a step", &chain.StepError{Step: "contact", Err: fmt.Errorf("create contact: %w", &hubspot.APIError{Status: 401})}, ExitConfig},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := exitCodeOf(tt.err); got != tt.want {
+				t.Fatalf("exit %d, want %d", got, tt.want)
+			}
+		})
 	}
 }

@@ -2,8 +2,6 @@ package cmd
 
 import (
 	"context"
-	"errors"
-	"net/http"
 
 	"github.com/figurative/figsupport/internal/clickup"
 	"github.com/figurative/figsupport/internal/config"
@@ -68,17 +66,4 @@ func (a *app) wireTasks(context.Context) error {
 	a.names = append(a.names, [2]string{"tasks", "clickup"})
 	a.checks = append(a.checks, t.Check)
 	return nil
-}
-
-// credentialsRefused reports a service's 401/403: the token or its scopes are wrong (exit 4).
-func credentialsRefused(err error) bool {
-	var he *hubspot.APIError
-	var ce *clickup.APIError
-	switch {
-	case errors.As(err, &he):
-		return he.Status == http.StatusUnauthorized || he.Status == http.StatusForbidden
-	case errors.As(err, &ce):
-		return ce.Status == http.StatusUnauthorized || ce.Status == http.StatusForbidden
-	}
-	return false
 }

@@ -60,6 +60,11 @@ type APIError struct {
 	RetryAfter time.Duration // from X-RateLimit-Reset or Retry-After, when given
 }
 
+// Credentials reports a refused token (401, 403): the CLI exits 4 on it.
+func (e *APIError) Credentials() bool {
+	return e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden
+}
+
 func (e *APIError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "clickup: %s %s: %d %s", e.Method, e.Path, e.Status, http.StatusText(e.Status))

@@ -56,6 +56,11 @@ type ErrorDetail struct {
 	Context map[string][]string `json:"context"`
 }
 
+// Credentials reports a refused token or missing scope (401, 403): the CLI exits 4 on it.
+func (e *APIError) Credentials() bool {
+	return e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden
+}
+
 func (e *APIError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "hubspot %s %s: %d", e.Method, e.Path, e.Status)

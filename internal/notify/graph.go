@@ -74,6 +74,11 @@ type GraphError struct {
 	RetryAfter time.Duration
 }
 
+// Credentials reports a refused token or permission (401, 403): the CLI exits 4 on it.
+func (e *GraphError) Credentials() bool {
+	return e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden
+}
+
 func (e *GraphError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "graph sendMail: %d %s", e.Status, http.StatusText(e.Status))

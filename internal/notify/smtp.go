@@ -129,6 +129,10 @@ type SMTPError struct {
 	permanent bool
 }
 
+// Credentials reports the server refusing our authentication (535 and the other 5xx at AUTH):
+// the CLI exits 4 on it.
+func (e *SMTPError) Credentials() bool { return e.Stage == "auth" && e.Code >= 500 }
+
 func (e *SMTPError) Error() string {
 	if e.Code != 0 {
 		return fmt.Sprintf("smtp %s: %d %s", e.Stage, e.Code, e.Msg)
