@@ -51,6 +51,12 @@ func (g *Globals) settings() (settings, error) {
 	return s, v.Err()
 }
 
+// crm is the chain's CRM plus what the ticket commands need beyond the chain.
+type crm interface {
+	chain.CRM
+	CloseTicket(ctx context.Context, ticketID string) error
+}
+
 // app is the wired backends of one invocation.
 type app struct {
 	g        *Globals
@@ -60,7 +66,7 @@ type app struct {
 	db       *sql.DB
 	journal  *journal.Journal
 	local    *local.Store
-	crm      chain.CRM
+	crm      crm
 	tasks    chain.Tasks
 	uploader *objstore.Uploader
 	notify   *notify.Notifier

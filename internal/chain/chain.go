@@ -429,7 +429,7 @@ func (r *runner) followUp(ctx context.Context, t ticketStep, files []payload.Sto
 	if len(urls) > 0 {
 		g.Go(func() error {
 			_, err := step(gctx, r, stepFileURLs, func(ctx context.Context) (bool, error) {
-				return true, d.CRM.AppendFileURLs(ctx, t.ID, urls)
+				return true, d.CRM.UpdateTicket(ctx, t.ID, TicketUpdate{MessageAt: req.ReceivedAt, AddFileURLs: urls})
 			})
 			return err
 		})

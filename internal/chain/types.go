@@ -72,12 +72,22 @@ type CRM interface {
 	// GetTicket reads one ticket by id, consistently (no search index); ErrNotFound when absent.
 	GetTicket(ctx context.Context, id string) (Ticket, error)
 	CreateTicket(ctx context.Context, in TicketInput) (Ticket, error)
-	// AppendFileURLs adds urls to the ticket's fichiers_urls, keeping the earlier ones.
-	AppendFileURLs(ctx context.Context, ticketID string, urls []string) error
+	// UpdateTicket records a follow-up on the ticket in one write: the time of the customer's
+	// message (threading's last activity) and the new file URLs appended to fichiers_urls.
+	UpdateTicket(ctx context.Context, ticketID string, u TicketUpdate) error
 	SetSubtaskID(ctx context.Context, ticketID, subtaskID string) error
 	AddNote(ctx context.Context, n Note) (id string, err error)
-	CloseTicket(ctx context.Context, ticketID string) error
 	TicketURL(ticketID string) string
+}
+
+// TicketUpdate is what a follow-up changes on its ticket. A note is not activity for HubSpot's
+// hs_lastmodifieddate, so the time of the last message is kept in a property of figsupport's own,
+// and every CRM reads a ticket's LastActivity as the latest of that time and its own activity dates.
+type TicketUpdate struct {
+	// MessageAt is when the customer wrote the follow-up; an earlier value never replaces a later one.
+	MessageAt time.Time
+	// AddFileURLs are appended to fichiers_urls, earlier ones kept and repeats dropped.
+	AddFileURLs []string
 }
 
 // Subtask is a task-tracker subtask.
@@ -127,11 +137,33 @@ type Notification struct {
 	Files          []payload.StoredFile
 	ReceivedAt     time.Time
 	RequestKey     string
+	// MessageID is the Message-ID the e-mail must carry (without angle brackets), derived from the
+	// request's key: a repeat after a lost answer is recognisable, and a reply to it threads.
+	MessageID string
 }
 
 // Notifier tells the admin.
 type Notifier interface {
 	Notify(ctx context.Context, n Notification) error
+}
+
+// Ack is the acknowledgement a customer gets when a new ticket opens for their message.
+type Ack struct {
+	To         string // the customer's address
+	Name       string
+	TicketID   string
+	TicketRef  string // the reference put in the subject, "[#1234]"
+	Subject    string // the customer's subject
+	ReceivedAt time.Time
+	// MessageID is ours (without angle brackets), recorded so that the customer's reply threads.
+	MessageID string
+	// InReplyTo is the customer's Message-ID when the request came by e-mail.
+	InReplyTo string
+}
+
+// Acknowledger sends acknowledgements to customers (optional: off unless configured).
+type Acknowledger interface {
+	Acknowledge(ctx context.Context, a Ack) error
 }
 
 // Classifier decides SUPPORT or MODELISATION.

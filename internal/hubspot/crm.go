@@ -484,6 +484,11 @@ func (m *CRM) update(ctx context.Context, id string, props map[string]string) er
 	return nil
 }
 
+// UpdateTicket records a follow-up on the ticket.
+func (m *CRM) UpdateTicket(ctx context.Context, ticketID string, u chain.TicketUpdate) error {
+	return m.AppendFileURLs(ctx, ticketID, u.AddFileURLs)
+}
+
 // AppendFileURLs reads the ticket's fichiers_urls and writes them back with the new ones, deduplicated.
 // The chain serialises requests per contact, so nothing else writes the property in between.
 func (m *CRM) AppendFileURLs(ctx context.Context, ticketID string, urls []string) error {

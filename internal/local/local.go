@@ -202,6 +202,15 @@ func (s *Store) CreateTicket(ctx context.Context, in chain.TicketInput) (chain.T
 	return s.GetTicket(ctx, strconv.FormatInt(id, 10))
 }
 
+// UpdateTicket records a follow-up: its file URLs appended. (The embedded CRM measures activity
+// from its notes' timestamps.)
+func (s *Store) UpdateTicket(ctx context.Context, ticketID string, u chain.TicketUpdate) error {
+	if len(u.AddFileURLs) == 0 {
+		return nil
+	}
+	return s.AppendFileURLs(ctx, ticketID, u.AddFileURLs)
+}
+
 // AppendFileURLs adds urls to fichiers_urls, keeping earlier ones and dropping repeats.
 func (s *Store) AppendFileURLs(ctx context.Context, ticketID string, urls []string) error {
 	tx, err := s.db.BeginTx(ctx, nil)

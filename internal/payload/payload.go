@@ -41,10 +41,54 @@ type Request struct {
 	ReceivedAt  time.Time `json:"received_at"`
 	RequestID   string    `json:"request_id,omitempty"`
 
+	// Mail is set for a request read from an e-mail: the headers that thread a conversation and
+	// those that tell a machine from a person. It is not part of the JSON a client may send (the
+	// wire format ignores it) but is kept in the journal with the request.
+	Mail *Mail `json:"mail,omitempty"`
+
 	// ReceivedAtDefault is true when received_at was not given and Normalize set it to now: the
 	// idempotency hash then leaves it out, so the same message resent is the same request. It is
 	// part of the JSON so that a request stored in the journal and read back keeps its key.
 	ReceivedAtDefault bool `json:"received_at_default,omitempty"`
+}
+
+// Mail is what an e-mail adds to a request. Message ids are kept without their angle brackets.
+type Mail struct {
+	MessageID  string   `json:"message_id,omitempty"`
+	InReplyTo  []string `json:"in_reply_to,omitempty"`
+	References []string `json:"references,omitempty"`
+	// From is the From address; the request's user_email may come from Reply-To instead.
+	From string   `json:"from,omitempty"`
+	To   []string `json:"to,omitempty"`
+	Cc   []string `json:"cc,omitempty"`
+	// Automatic, when set, says why the message was written by a machine (an out-of-office reply,
+	// bulk or list mail, a delivery report): loop protection skips it with this reason.
+	Automatic string `json:"automatic,omitempty"`
+	// BounceOf is, for a delivery report, the Message-ID of the message that could not be
+	// delivered, when the report names it.
+	BounceOf string `json:"bounce_of,omitempty"`
+}
+
+// Thread is every message id this one answers: In-Reply-To first, then References newest first.
+func (m *Mail) Thread() []string {
+	if m == nil {
+		return nil
+	}
+	out := make([]string, 0, len(m.InReplyTo)+len(m.References))
+	seen := map[string]bool{}
+	add := func(id string) {
+		if id != "" && !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	for _, id := range m.InReplyTo {
+		add(id)
+	}
+	for i := len(m.References) - 1; i >= 0; i-- {
+		add(m.References[i])
+	}
+	return out
 }
 
 // StoredFile is a file once it is in the object store.
@@ -79,6 +123,8 @@ const (
 	StatusUpdated    = "updated"
 	StatusQueued     = "queued"
 	StatusIncomplete = "incomplete"
+	// StatusSkipped: the message was written by a machine (loop protection); nothing was done.
+	StatusSkipped = "skipped"
 )
 
 // Limits bound what one request may carry.
