@@ -96,7 +96,7 @@ func runSubtask(ctx context.Context, o *subtaskOptions, id string) error {
 		}
 		st, err = r.UpdateDescription(ctx, id, o.description)
 	} else {
-		st, err = a.tasks.AppendSubtask(ctx, id, o.description)
+		st, err = a.tasks.AppendSubtask(ctx, id, o.description, "")
 	}
 	if errors.Is(err, chain.ErrNotFound) {
 		return usagef("subtask %s: %v", id, err)

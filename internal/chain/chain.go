@@ -206,12 +206,18 @@ func step[T any](ctx context.Context, r *runner, name string, fn func(context.Co
 	done, err := r.run.Step(name, &v)
 	r.mu.Unlock()
 	if err != nil || done {
+		if done {
+			r.c.d.Log.Debug("step already done", "step", name, "request_id", r.run.Key)
+		}
 		return v, err
 	}
+	start := time.Now()
 	v, err = fn(ctx)
 	if err != nil {
+		r.c.d.Log.Debug("step failed", "step", name, "request_id", r.run.Key, "duration", time.Since(start), "err", err)
 		return v, &StepError{Step: name, Err: err}
 	}
+	r.c.d.Log.Debug("step done", "step", name, "request_id", r.run.Key, "duration", time.Since(start))
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err := r.c.d.Journal.SaveStep(context.WithoutCancel(ctx), r.run, name, v); err != nil {
@@ -438,7 +444,7 @@ func (r *runner) followUp(ctx context.Context, t ticketStep, files []payload.Sto
 		g.Go(func() error {
 			var err error
 			sub, err = step(gctx, r, stepSubtask, func(ctx context.Context) (Subtask, error) {
-				return d.Tasks.AppendSubtask(ctx, t.SubtaskID, FollowUpMarkdown(req, files))
+				return d.Tasks.AppendSubtask(ctx, t.SubtaskID, FollowUpMarkdown(req, files), r.run.Key)
 			})
 			if err != nil {
 				r.warn(stepSubtask, err)

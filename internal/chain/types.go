@@ -112,7 +112,11 @@ type Tasks interface {
 	// CreateSubtask creates a subtask under the configured parent.
 	CreateSubtask(ctx context.Context, in SubtaskInput) (Subtask, error)
 	// AppendSubtask adds markdown to the end of the subtask's description, keeping what was there.
-	AppendSubtask(ctx context.Context, id, markdown string) (Subtask, error)
+	// ref identifies the request the block is for (its key): the tracker marks the block with it
+	// and does not append a block whose ref is already anywhere in the description, so a repeat
+	// after a lost answer adds nothing even when other blocks were appended since. Empty ref: an
+	// unmarked, one-off append.
+	AppendSubtask(ctx context.Context, id, markdown, ref string) (Subtask, error)
 }
 
 // Files stores a request's attachments and returns where they are.

@@ -282,7 +282,7 @@ func (t *Tasks) findCreated(ctx context.Context, name, ref string, since time.Ti
 }
 
 // AppendSubtask adds markdown at the end of the subtask's description, keeping what was there.
-func (t *Tasks) AppendSubtask(ctx context.Context, id, markdown string) (chain.Subtask, error) {
+func (t *Tasks) AppendSubtask(ctx context.Context, id, markdown, ref string) (chain.Subtask, error) {
 	cur, err := t.GetTask(ctx, id, false)
 	if err != nil {
 		return chain.Subtask{}, fmt.Errorf("clickup: read subtask %s: %w", id, err)

@@ -150,7 +150,7 @@ func TestAppendKeepsEarlierContent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st2, err := f.tasks.AppendSubtask(ctx, st.ID, "### Nouveau message\n\nsecond")
+	st2, err := f.tasks.AppendSubtask(ctx, st.ID, "### Nouveau message\n\nsecond", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +172,7 @@ func TestAppendKeepsEarlierContent(t *testing.T) {
 		t.Fatal("append did not read the description as Markdown")
 	}
 	// Repeating the same append (a retry after a lost answer) adds nothing.
-	if _, err := f.tasks.AppendSubtask(ctx, st.ID, "### Nouveau message\n\nsecond"); err != nil {
+	if _, err := f.tasks.AppendSubtask(ctx, st.ID, "### Nouveau message\n\nsecond", ""); err != nil {
 		t.Fatal(err)
 	}
 	again, _ := f.fake.Task(st.ID)
@@ -183,7 +183,7 @@ func TestAppendKeepsEarlierContent(t *testing.T) {
 
 func TestAppendMissingTask(t *testing.T) {
 	f := setup(t)
-	_, err := f.tasks.AppendSubtask(context.Background(), "nope", "x")
+	_, err := f.tasks.AppendSubtask(context.Background(), "nope", "x", "")
 	if !errors.Is(err, chain.ErrNotFound) {
 		t.Fatalf("err = %v, want chain.ErrNotFound", err)
 	}
@@ -236,7 +236,7 @@ func TestServerErrorsRetried(t *testing.T) {
 	}
 	f.fake.Inject(clickupfake.Fault{Method: "PUT", Status: http.StatusBadGateway, Times: 2})
 	f.fake.Inject(clickupfake.Fault{Method: "GET", Path: "/api/v2/task/" + st.ID, Status: http.StatusServiceUnavailable})
-	if _, err := f.tasks.AppendSubtask(ctx, st.ID, "more"); err != nil {
+	if _, err := f.tasks.AppendSubtask(ctx, st.ID, "more", ""); err != nil {
 		t.Fatal(err)
 	}
 	if n := f.fake.Count("PUT", "/api/v2/task/"); n != 3 {
@@ -359,7 +359,7 @@ func TestSpecValidation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.tasks.AppendSubtask(context.Background(), st.ID, "more"); err != nil {
+	if _, err := f.tasks.AppendSubtask(context.Background(), st.ID, "more", ""); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := f.tasks.findCreated(context.Background(), "n", "x", f.now); err != nil {

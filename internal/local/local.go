@@ -342,7 +342,7 @@ func (s *Store) CreateSubtask(ctx context.Context, in chain.SubtaskInput) (chain
 }
 
 // AppendSubtask appends markdown to the subtask's description.
-func (s *Store) AppendSubtask(ctx context.Context, id, markdown string) (chain.Subtask, error) {
+func (s *Store) AppendSubtask(ctx context.Context, id, markdown, ref string) (chain.Subtask, error) {
 	res, err := s.db.ExecContext(ctx, `UPDATE subtasks SET markdown = markdown || ? || ?, updated_at = ? WHERE CAST(id AS TEXT) = ?`,
 		"\n\n---\n\n", markdown, s.now().UnixMilli(), id)
 	if err != nil {

@@ -104,7 +104,7 @@ func TestNotFound(t *testing.T) {
 		"subtask id":     s.SetSubtaskID(ctx, "42", "s"),
 		"note":           func() error { _, err := s.AddNote(ctx, chain.Note{TicketID: "42", Body: "x"}); return err }(),
 		"contact note":   func() error { _, err := s.AddNote(ctx, chain.Note{ContactID: "42", Body: "x"}); return err }(),
-		"append subtask": func() error { _, err := s.AppendSubtask(ctx, "42", "x"); return err }(),
+		"append subtask": func() error { _, err := s.AppendSubtask(ctx, "42", "x", ""); return err }(),
 	} {
 		if !errors.Is(err, chain.ErrNotFound) {
 			t.Errorf("%s: err = %v, want ErrNotFound", name, err)
