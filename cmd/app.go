@@ -27,6 +27,7 @@ type settings struct {
 	maxFileBytes int64
 	chain        chain.Options
 	classify     classify.Config
+	workers      int
 }
 
 func (g *Globals) settings() (settings, error) {
@@ -41,6 +42,7 @@ func (g *Globals) settings() (settings, error) {
 		KeyTTL:     v.Duration("FIGSUPPORT_KEY_TTL"),
 		HashTTL:    v.Duration("FIGSUPPORT_HASH_TTL"),
 	}
+	s.workers = v.Int("FIGSUPPORT_WORKERS")
 	s.classify = classify.Config{
 		BaseURL:  v.URL("LLM_BASE_URL"),
 		Model:    v.String("LLM_MODEL"),
@@ -119,6 +121,7 @@ func openAppWith(ctx context.Context, g *Globals, o appOptions) (*app, error) {
 	if a.journal, err = journal.Open(ctx, a.db, filepath.Join(dir, "locks")); err != nil {
 		return nil, err
 	}
+	a.closers = append(a.closers, func() { a.journal.Close() })
 	v := g.Values
 	if a.local, err = local.Open(ctx, a.db, local.Config{
 		StageNew: v.String("HUBSPOT_STAGE_NEW"), StageClosed: v.String("HUBSPOT_STAGE_CLOSED"), Pipeline: v.String("HUBSPOT_PIPELINE_ID"),
@@ -152,9 +155,17 @@ func (a *app) Close() {
 
 func (a *app) chain() *chain.Chain {
 	return chain.New(chain.Deps{
-		CRM: a.crm, Tasks: a.tasks, Files: a.uploader, Notifier: a.notify, Classifier: a.classify,
+		CRM: a.crm, Tasks: a.tasks, Files: a.uploader, Notifier: a.notify, Classifier: classifier{a.classify},
 		Journal: a.journal, Log: a.g.Log,
 	}, a.s.chain)
+}
+
+// classifier gives the chain the classification it declares.
+type classifier struct{ c *classify.Classifier }
+
+func (c classifier) Classify(ctx context.Context, r *payload.Request) chain.Classification {
+	res := c.c.Classify(ctx, r)
+	return chain.Classification{Label: res.Classification, Ambiguous: res.Ambiguous, Method: res.Method, Reasons: res.Reasons}
 }
 
 // backends is "crm=hubspot tasks=embedded …" for stderr and logs.
@@ -168,7 +179,7 @@ func (a *app) backends() string {
 
 func (a *app) journalCheck(ctx context.Context) []health.Check {
 	c := health.Check{Service: "journal", Name: filepath.Join(a.dir, "figsupport.db"), Status: health.OK}
-	runs, err := a.journal.List(ctx, []string{journal.StatusFailed, journal.StatusIncomplete}, 1000)
+	runs, err := a.journal.List(ctx, []string{chain.StatusFailed, chain.StatusIncomplete}, 1000)
 	if err != nil {
 		c.Status, c.Detail = health.Fail, err.Error()
 	} else if len(runs) > 0 {

@@ -11,10 +11,10 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/figurative/figsupport/internal/journal"
+	"github.com/figurative/figsupport/internal/chain"
 	"github.com/figurative/figsupport/internal/payload"
-	"github.com/figurative/figsupport/internal/resume"
 	"github.com/figurative/figsupport/internal/text"
+	"github.com/figurative/figsupport/internal/worker"
 )
 
 func newRequestsCmd(g *Globals) *cobra.Command {
@@ -39,9 +39,9 @@ func newRequestsListCmd(g *Globals) *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runRequestsList(cmd.Context(), o) },
 	}
-	c.Flags().StringSliceVar(&o.statuses, "status", nil, "only these statuses: queued, running, done, incomplete, failed")
+	c.Flags().StringSliceVar(&o.statuses, "status", nil, "only these statuses: queued, running, done, incomplete, failed, skipped")
 	c.Flags().IntVar(&o.limit, "limit", 50, "at most this many")
-	_ = c.RegisterFlagCompletionFunc("status", cobra.FixedCompletions([]string{journal.StatusQueued, journal.StatusRunning, journal.StatusDone, journal.StatusIncomplete, journal.StatusFailed}, cobra.ShellCompDirectiveNoFileComp))
+	_ = c.RegisterFlagCompletionFunc("status", cobra.FixedCompletions([]string{chain.StatusQueued, chain.StatusRunning, chain.StatusDone, chain.StatusIncomplete, chain.StatusFailed, chain.StatusSkipped}, cobra.ShellCompDirectiveNoFileComp))
 	return c
 }
 
@@ -59,27 +59,18 @@ type runSummary struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
-func summarize(r *journal.Run) runSummary {
-	s := runSummary{ID: r.ID, RequestID: r.Key, Status: r.Status, Email: r.Email, Attempts: r.Attempts,
+func summarize(r *chain.Run) runSummary {
+	return runSummary{ID: r.ID, RequestID: r.Key, Status: r.Status, Email: r.Email, Attempts: r.Attempts, TicketID: r.TicketID,
 		LastError: r.LastError, Archived: r.Archived, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
-	var t struct {
-		ID string `json:"id"`
-	}
-	if ok, _ := r.Step("ticket", &t); ok {
-		s.TicketID = t.ID
-	} else if ok, _ := r.Step("thread", &t); ok {
-		s.TicketID = t.ID
-	}
-	return s
 }
 
 func runRequestsList(ctx context.Context, o *requestsListOptions) error {
 	g := o.g
 	for _, s := range o.statuses {
 		switch s {
-		case journal.StatusQueued, journal.StatusRunning, journal.StatusDone, journal.StatusIncomplete, journal.StatusFailed:
+		case chain.StatusQueued, chain.StatusRunning, chain.StatusDone, chain.StatusIncomplete, chain.StatusFailed, chain.StatusSkipped:
 		default:
-			return usagef("--status %q: want queued, running, done, incomplete or failed", s)
+			return usagef("--status %q: want queued, running, done, incomplete, failed or skipped", s)
 		}
 	}
 	if o.limit <= 0 {
@@ -96,14 +87,7 @@ func runRequestsList(ctx context.Context, o *requestsListOptions) error {
 	}
 	out := make([]runSummary, 0, len(runs))
 	for _, r := range runs {
-		sum := summarize(r)
-		// Steps are not loaded by List; the ticket comes from the stored response when there is one.
-		if sum.TicketID == "" && len(r.Response) > 0 {
-			if resp, err := decodeResponse(r); err == nil {
-				sum.TicketID = resp.TicketID
-			}
-		}
-		out = append(out, sum)
+		out = append(out, summarize(r))
 	}
 	if g.JSON() {
 		return writeJSON(g.Out, struct {
@@ -127,7 +111,7 @@ func runRequestsList(ctx context.Context, o *requestsListOptions) error {
 	return tw.Flush()
 }
 
-func decodeResponse(r *journal.Run) (*payload.Response, error) {
+func decodeResponse(r *chain.Run) (*payload.Response, error) {
 	var resp payload.Response
 	if err := json.Unmarshal(r.Response, &resp); err != nil {
 		return nil, err
@@ -149,9 +133,9 @@ func newRequestsShowCmd(g *Globals) *cobra.Command {
 	}
 }
 
-func getRun(ctx context.Context, a *app, id string) (*journal.Run, error) {
+func getRun(ctx context.Context, a *app, id string) (*chain.Run, error) {
 	run, err := a.journal.Get(ctx, id)
-	if errors.Is(err, journal.ErrNotFound) {
+	if errors.Is(err, chain.ErrRunNotFound) {
 		return nil, usageErr(err)
 	}
 	return run, err
@@ -180,7 +164,7 @@ func runRequestsShow(ctx context.Context, o *requestsShowOptions, id string) err
 	if s.LastError != "" {
 		fmt.Fprintf(g.Out, "  error:    %s\n", s.LastError)
 	}
-	for _, name := range []string{"classify", "upload", "contact", "thread", "ticket", "note", "files_urls", "subtask", "subtask_link", "notify"} {
+	for _, name := range chain.Steps {
 		if raw, ok := run.Steps[name]; ok {
 			fmt.Fprintf(g.Out, "  step %-13s %s\n", name+":", text.Truncate(text.OneLine(string(raw)), 100))
 		}
@@ -202,8 +186,9 @@ func newRequestsRetryCmd(g *Globals) *cobra.Command {
 		Use:   "retry [ID | --failed]",
 		Short: "Resume a request that failed or is incomplete, or all of them",
 		Long: `Resumes requests from the journal: each skips the steps it had completed. With --failed, every
-failed, incomplete or abandoned (queued or running, no progress for 15 minutes) request is resumed, whatever its
+failed, incomplete or abandoned (queued or running, left by a process that died) request is resumed, whatever its
 number of attempts. A request already done is answered from the journal and nothing is done again.
+Requests run several at a time (FIGSUPPORT_WORKERS), one per contact at a time, in arrival order.
 Exit 1 when a request still fails.`,
 		Example: `  figsupport requests retry demo-modelisation-1
   figsupport requests retry --failed -o json`,
@@ -237,21 +222,25 @@ func runRequestsRetry(ctx context.Context, o *requestsRetryOptions, id string) e
 		return err
 	}
 	defer a.Close()
-	var runs []*journal.Run
+	var runs []*chain.Run
 	if id != "" {
 		run, err := getRun(ctx, a, id)
 		if err != nil {
 			return err
 		}
-		runs = []*journal.Run{run}
+		if run.Archived {
+			return usagef("run %d (%s) was replaced by a newer run of the same key; use process --force to run its payload again", run.ID, run.Key)
+		}
+		runs = []*chain.Run{run}
 	} else {
-		all, err := resume.Pending(ctx, a.journal, 1000)
+		// Every unfinished request, permanent failures included (a person asked), except those
+		// another live process is working on.
+		all, err := a.journal.Pending(ctx, 10000)
 		if err != nil {
 			return err
 		}
-		pol := resume.DefaultPolicy
 		for _, r := range all {
-			if !resume.InFlight(r) || g.Now().Sub(r.UpdatedAt) >= pol.StaleRunning {
+			if !a.journal.Held(r) {
 				runs = append(runs, r)
 			}
 		}
@@ -263,15 +252,36 @@ func runRequestsRetry(ctx context.Context, o *requestsRetryOptions, id string) e
 		}
 		return dryRun(g, fmt.Sprintf("resume %d request(s): %s", len(runs), strings.Join(keys, ", ")))
 	}
-	c := a.chain()
+	// Runs go through a pool: several at once (one per contact at a time, in arrival order), all
+	// sharing this process's client-side rate limiters.
+	pl := worker.New(a.chain(), a.journal, worker.Config{Workers: a.s.workers, MaxBacklog: len(runs) + 1, SweepEvery: -1,
+		Log: g.Log, Done: func(o worker.Outcome) { a.cleanSpool(o, g.Log) }})
+	pl.Start()
+	type pending struct {
+		run *chain.Run
+		job *worker.Job
+		err error
+	}
+	jobs := make([]pending, len(runs))
+	for i, r := range runs {
+		jobs[i].run = r
+		jobs[i].job, jobs[i].err = pl.Resume(r)
+	}
 	results := make([]retryResult, 0, len(runs))
 	failed := 0
-	for _, r := range runs {
-		res := retryResult{ID: r.ID, Request: r.Key}
-		resp, err := resume.Run(ctx, c, r)
+	for _, p := range jobs {
+		res := retryResult{ID: p.run.ID, Request: p.run.Key}
+		var resp *payload.Response
+		err := p.err
+		if err == nil {
+			select {
+			case <-p.job.Done():
+				resp, err = p.job.Result()
+			case <-ctx.Done():
+				err = ctx.Err()
+			}
+		}
 		switch {
-		case errors.Is(err, resume.ErrArchived):
-			return usageErr(err)
 		case err != nil:
 			res.Error = g.Values.Redact(err.Error())
 			failed++
@@ -280,9 +290,11 @@ func runRequestsRetry(ctx context.Context, o *requestsRetryOptions, id string) e
 			if resp.Status == payload.StatusIncomplete {
 				failed++
 			}
-			a.cleanSpool(resume.Outcome{Run: r, Response: resp}, g.Log)
 		}
 		results = append(results, res)
+	}
+	if err := pl.Shutdown(ctx); err != nil {
+		return err
 	}
 	if g.JSON() {
 		if err := writeJSON(g.Out, struct {

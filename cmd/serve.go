@@ -7,27 +7,27 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/figurative/figsupport/internal/chain"
 	"github.com/figurative/figsupport/internal/config"
 	"github.com/figurative/figsupport/internal/payload"
-	"github.com/figurative/figsupport/internal/resume"
 	"github.com/figurative/figsupport/internal/server"
+	"github.com/figurative/figsupport/internal/worker"
 )
 
 type serveOptions struct {
 	g    *Globals
 	addr string
+	mode string
 }
 
 func newServeCmd(g *Globals) *cobra.Command {
 	o := &serveOptions{g: g}
 	c := &cobra.Command{
-		Use:   "serve [--addr HOST:PORT]",
+		Use:   "serve [--addr HOST:PORT] [--mode sync|async]",
 		Short: "Run the webhook daemon: POST /webhook/request runs the chain",
 		Long: `Serves POST /webhook/request (JSON, or multipart/form-data with file parts) and GET /healthz.
 Requests are authenticated by a Standard Webhooks signature (FIGSUPPORT_WEBHOOK_SECRET) or a bearer
@@ -40,6 +40,7 @@ stops it gracefully: no new request is taken, the ones in flight finish.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runServe(cmd.Context(), o, nil) },
 	}
 	c.Flags().StringVar(&o.addr, "addr", "", "listen address (FIGSUPPORT_ADDR; default :5000)")
+	c.Flags().StringVar(&o.mode, "mode", "", "sync or async (FIGSUPPORT_MODE; default sync)")
 	return c
 }
 
@@ -61,14 +62,21 @@ func runServe(ctx context.Context, o *serveOptions, ready chan<- string) error {
 		g.Log.Warn("no FIGSUPPORT_WEBHOOK_SECRET or FIGSUPPORT_WEBHOOK_TOKEN: listening on loopback only", "asked", addr)
 		host = "127.0.0.1"
 	}
+	mode := o.mode
+	if mode == "" {
+		mode = v.OneOf("FIGSUPPORT_MODE", server.ModeSync, server.ModeAsync)
+	} else if mode != server.ModeSync && mode != server.ModeAsync {
+		return usagef("--mode must be sync or async, not %q", mode)
+	}
 	syncTimeout := v.Duration("FIGSUPPORT_SYNC_TIMEOUT")
 	perMin, burst := v.Int("FIGSUPPORT_RATE_PER_MINUTE"), v.Int("FIGSUPPORT_RATE_BURST")
 	interval, maxAttempts := v.Duration("FIGSUPPORT_RETRY_INTERVAL"), v.Int("FIGSUPPORT_RETRY_MAX_ATTEMPTS")
+	backlog, shutdown := v.Int("FIGSUPPORT_MAX_BACKLOG"), v.Duration("FIGSUPPORT_SHUTDOWN_TIMEOUT")
 	if err := v.Err(); err != nil {
 		return err
 	}
 	if g.DryRun {
-		return dryRun(g, fmt.Sprintf("serve POST /webhook/request on %s", net.JoinHostPort(host, port)))
+		return dryRun(g, fmt.Sprintf("serve POST /webhook/request on %s (%s mode)", net.JoinHostPort(host, port), mode))
 	}
 
 	a, err := openAppWith(ctx, g, appOptions{spool: true})
@@ -83,16 +91,28 @@ func runServe(ctx context.Context, o *serveOptions, ready chan<- string) error {
 		a.g.Log = log
 	}
 	c := a.chain()
+	pl := worker.New(c, a.journal, worker.Config{
+		Workers: a.s.workers, MaxBacklog: backlog,
+		Policy: worker.Policy{Base: interval, Max: time.Hour, MaxAttempts: maxAttempts},
+		Now:    g.Now, Log: log,
+		Done: func(o worker.Outcome) {
+			a.cleanSpool(o, log)
+			logOutcome(log, o)
+		},
+	})
 	srv, err := server.New(server.Config{
-		WebhookSecret: secret, BearerToken: token, Limits: a.s.limits, MaxFileBytes: a.s.maxFileBytes,
+		WebhookSecret: secret, BearerToken: token, Limits: a.s.limits, MaxFileBytes: a.s.maxFileBytes, Mode: mode,
 		SyncTimeout: syncTimeout, RatePerIP: float64(perMin) / 60, Burst: burst, SpoolDir: a.spoolDir(), Log: log, Now: g.Now,
-	}, c)
-	if err != nil {
-		key := "FIGSUPPORT_DATA_DIR"
-		if strings.Contains(err.Error(), "secret") {
-			key = "FIGSUPPORT_WEBHOOK_SECRET"
-		}
-		return &config.Error{Key: key, Msg: err.Error()}
+		Ready: a.journal.Writable,
+	}, c, queue{pl}, a.journal)
+	var ce *server.ConfigError
+	switch {
+	case errors.As(err, &ce) && ce.Field == "secret":
+		return &config.Error{Key: "FIGSUPPORT_WEBHOOK_SECRET", Msg: ce.Msg}
+	case errors.As(err, &ce) && ce.Field == "mode":
+		return &config.Error{Key: "FIGSUPPORT_MODE", Msg: ce.Msg}
+	case err != nil:
+		return &config.Error{Key: "FIGSUPPORT_DATA_DIR", Msg: err.Error()}
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(host, port))
 	if err != nil {
@@ -108,76 +128,64 @@ func runServe(ctx context.Context, o *serveOptions, ready chan<- string) error {
 	case token != "":
 		auth = "bearer token"
 	}
-	log.Info("serving", "addr", ln.Addr().String(), "auth", auth, "backends", a.backends(), "data_dir", a.dir)
+	// Unfinished requests in the journal (a process that died left them, or they failed) are
+	// resumed at start, then as their retry policy makes them due.
+	pl.Start()
+	log.Info("serving", "addr", ln.Addr().String(), "mode", mode, "auth", auth, "workers", a.s.workers, "backends", a.backends(), "data_dir", a.dir)
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}
 
-	// The retry loop: unfinished requests are resumed at start, then looked at every interval.
-	var wg sync.WaitGroup
-	loopCtx, stopLoop := context.WithCancel(ctx)
-	defer stopLoop()
-	pol := resume.DefaultPolicy
-	pol.MaxAttempts = maxAttempts
-	wg.Go(func() { retryLoop(loopCtx, a, c, pol, interval, log) })
-
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
+	var serveErr error
 	select {
 	case err := <-errc:
-		stopLoop()
-		wg.Wait()
-		return fmt.Errorf("serve: %w", err)
+		serveErr = fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info("shutting down: finishing requests in flight")
-	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), syncTimeout+30*time.Second)
+	// Stop in order: refuse new requests (503, /readyz too), let the HTTP handlers give their
+	// answers, let the runs in flight finish or record where they stopped, then close the
+	// journal (deferred), which hands what is left to the next process at once.
+	log.Info("shutting down: finishing requests in flight", "deadline", shutdown)
+	srv.Stop()
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdown)
 	defer cancel()
-	stopLoop()
-	err = hs.Shutdown(shutCtx)
-	if werr := srv.Wait(shutCtx); err == nil {
-		err = werr
+	if err := hs.Shutdown(shutCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("http shutdown", "err", err)
 	}
-	wg.Wait()
-	if err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve: shutdown: %w", err)
+	if err := pl.Shutdown(shutCtx); err != nil {
+		log.Warn("runs still going at the deadline were stopped; they resume at the next start", "err", err)
+	}
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
 	}
 	log.Info("stopped")
 	return nil
 }
 
-func retryLoop(ctx context.Context, a *app, p resume.Processor, pol resume.Policy, every time.Duration, log *slog.Logger) {
-	t := time.NewTimer(0)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		outs, err := resume.Sweep(ctx, a.journal, p, pol, a.g.Now(), log)
-		if err != nil && ctx.Err() == nil {
-			log.Error("retry sweep", "err", err)
-		}
-		for _, o := range outs {
-			a.cleanSpool(o, log)
-		}
-		t.Reset(every)
+// queue gives the server the pool.
+type queue struct{ p *worker.Pool }
+
+func (q queue) Submit(req *payload.Request) (server.Job, error) { return q.p.Submit(req) }
+func (q queue) Full() bool                                       { return q.p.Full() }
+
+// logOutcome writes one line per finished run.
+func logOutcome(log *slog.Logger, o worker.Outcome) {
+	switch {
+	case errors.Is(o.Err, chain.ErrInFlight):
+	case o.Err != nil:
+		log.Warn("run failed", "request_id", o.Key, "failure", chain.Classify(o.Err), "err", o.Err, "duration", o.Duration)
+	default:
+		log.Info("run finished", "request_id", o.Key, "status", o.Response.Status, "ticket_id", o.Response.TicketID, "duration", o.Duration)
 	}
 }
 
-// cleanSpool removes the uploaded files of a request once it is done; a failed or incomplete one
-// keeps them for its next attempt.
-func (a *app) cleanSpool(o resume.Outcome, log *slog.Logger) {
-	if o.Err != nil || o.Response == nil || o.Response.Status == payload.StatusIncomplete {
-		return
-	}
-	req, err := resume.Request(o.Run)
-	if err != nil {
-		return
-	}
-	if err := server.RemoveSpool(a.spoolDir(), req); err != nil {
-		log.Warn("spool cleanup", "request_id", o.Run.Key, "err", err)
+// cleanSpool removes the uploaded files of a request once nothing will read them again: done,
+// skipped or replayed. A failed or incomplete one keeps them for its next attempt.
+func (a *app) cleanSpool(o worker.Outcome, log *slog.Logger) {
+	if err := server.CleanSpool(a.spoolDir(), o.Request, o.Response, o.Err); err != nil {
+		log.Warn("spool cleanup", "request_id", o.Key, "err", err)
 	}
 }
 

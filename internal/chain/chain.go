@@ -2,31 +2,16 @@ package chain
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
-	"github.com/figurative/figsupport/internal/classify"
-	"github.com/figurative/figsupport/internal/journal"
 	"github.com/figurative/figsupport/internal/payload"
 )
-
-// Journal is what the chain needs of the journal (see package journal).
-type Journal interface {
-	Record(ctx context.Context, key, hash, email string, request any, ttl time.Duration) error
-	Lock(ctx context.Context, name string) (unlock func(), err error)
-	Begin(ctx context.Context, key, hash, email string, request any, ttl time.Duration, force bool) (*journal.Run, error)
-	SaveStep(ctx context.Context, run *journal.Run, step string, v any) error
-	Finish(ctx context.Context, run *journal.Run, status string, response any, errText string) error
-	MemoGet(ctx context.Context, key string) (string, bool, error)
-	MemoPut(ctx context.Context, key, value string) error
-}
 
 // Deps are the backends; cmd/ picks them.
 type Deps struct {
@@ -36,32 +21,45 @@ type Deps struct {
 	Notifier   Notifier
 	Classifier Classifier
 	Journal    Journal
-	Log        *slog.Logger
+	// Ack, when set, acknowledges new tickets to the customer (off by default).
+	Ack Acknowledger
+	Log *slog.Logger
 }
 
-// Options are the chain's policy.
+// Options are the chain's policy. cmd/ fills them from the configuration keys, whose table holds
+// the defaults; zero values here take the same defaults, for the chain used on its own (tests).
 type Options struct {
 	OpenStages []string      // stages of an open ticket; default 1,2
 	Window     time.Duration // a follow-up joins a ticket active this recently; default 14 days
 	KeyTTL     time.Duration // how long an explicit request_id is remembered; default 7 days
 	HashTTL    time.Duration // how long a payload hash is remembered; default 24 hours
+	// MessageIDDomain is the domain of the Message-IDs figsupport writes; a message whose own
+	// Message-ID is at this domain is one of ours. Default "figsupport.invalid".
+	MessageIDDomain string
+	// OwnAddresses are the addresses figsupport sends from: a message from one of them is ours.
+	OwnAddresses []string
+	// AckPerAddress acknowledgements at most go to one address within AckWindow; default 3 in 10 min.
+	AckPerAddress int
+	AckWindow     time.Duration
 }
 
 // DefaultOptions are the seed's rules.
 var DefaultOptions = Options{
-	OpenStages: []string{"1", "2"},
-	Window:     14 * 24 * time.Hour,
-	KeyTTL:     7 * 24 * time.Hour,
-	HashTTL:    24 * time.Hour,
+	OpenStages:      []string{"1", "2"},
+	Window:          14 * 24 * time.Hour,
+	KeyTTL:          7 * 24 * time.Hour,
+	HashTTL:         24 * time.Hour,
+	MessageIDDomain: "figsupport.invalid",
+	AckPerAddress:   3,
+	AckWindow:       10 * time.Minute,
 }
 
 // RunOptions change one run.
 type RunOptions struct {
 	Force bool // start a new run even if the key was seen
+	// Recorded says the caller recorded the request already (Accept): Process does not again.
+	Recorded bool
 }
-
-// ErrConflict is returned when a request reuses an idempotency key with another payload.
-var ErrConflict = journal.ErrConflict
 
 // StepError says which step of the chain failed; the request stays in the journal to be retried.
 type StepError struct {
@@ -92,6 +90,15 @@ func New(d Deps, o Options) *Chain {
 	if o.HashTTL <= 0 {
 		o.HashTTL = DefaultOptions.HashTTL
 	}
+	if o.MessageIDDomain == "" {
+		o.MessageIDDomain = DefaultOptions.MessageIDDomain
+	}
+	if o.AckPerAddress <= 0 {
+		o.AckPerAddress = DefaultOptions.AckPerAddress
+	}
+	if o.AckWindow <= 0 {
+		o.AckWindow = DefaultOptions.AckWindow
+	}
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
@@ -100,39 +107,108 @@ func New(d Deps, o Options) *Chain {
 
 // Step names in the journal.
 const (
-	stepClassify    = "classify"
-	stepUpload      = "upload"
-	stepContact     = "contact"
-	stepThread      = "thread"
-	stepTicket      = "ticket"
-	stepNote        = "note"
-	stepFileURLs    = "files_urls"
-	stepSubtask     = "subtask"
-	stepSubtaskLink = "subtask_link"
-	stepNotify      = "notify"
+	StepClassify    = "classify"
+	StepUpload      = "upload"
+	StepContact     = "contact"
+	StepThread      = "thread"
+	StepTicket      = "ticket"
+	StepNote        = "note"
+	StepUpdate      = "ticket_update"
+	StepSubtask     = "subtask"
+	StepSubtaskLink = "subtask_link"
+	StepFollowUps   = "subtask_followups"
+	StepLinkNote    = "link_note"
+	StepNotify      = "notify"
+	StepAck         = "ack"
+	StepBounce      = "bounce_note"
 )
 
-type ticketStep struct {
+// Steps is every step in the order a run takes them, for display.
+var Steps = []string{StepClassify, StepUpload, StepContact, StepThread, StepTicket, StepNote, StepUpdate,
+	StepSubtask, StepSubtaskLink, StepFollowUps, StepLinkNote, StepNotify, StepAck, StepBounce}
+
+// threadStep is the threading decision and, once known, the ticket.
+type threadStep struct {
 	ID        string `json:"id"`
 	URL       string `json:"url"`
 	New       bool   `json:"new"`
 	SubtaskID string `json:"subtask_id,omitempty"` // the existing subtask of a found ticket
+	ContactID string `json:"contact_id,omitempty"` // the found ticket's contact
+	// By says which rule found the ticket: "headers", "subject" or "recent".
+	By string `json:"by,omitempty"`
+	// Follows is the closed ticket a new one continues (a reply to a closed conversation).
+	Follows string `json:"follows,omitempty"`
 }
 
-func memoTicketKey(contactID string) string { return "chain:contact-ticket:" + contactID }
+func memoTicketKey(contactID string) string  { return "chain:contact-ticket:" + contactID }
+func memoMessageKey(messageID string) string { return "chain:message-ticket:" + messageID }
+func memoAckKey(email string) string         { return "chain:acks:" + email }
 
-// Process runs req through the chain. A request whose key was processed already answers from the
-// journal with Replayed set; an unfinished one resumes after its last completed step.
-func (c *Chain) Process(ctx context.Context, req *payload.Request, ro RunOptions) (*payload.Response, error) {
-	key, hash := req.Key(), req.Hash()
+// newRun is what the journal records of req.
+func (c *Chain) newRun(req *payload.Request) (NewRun, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return NewRun{}, fmt.Errorf("encode request: %w", err)
+	}
 	ttl := c.o.HashTTL
 	if req.RequestID != "" {
 		ttl = c.o.KeyTTL
 	}
-	// Written down before waiting for the contact's lock: once Process has been called and this
-	// returned, the request survives a crash (the retry loop finds it queued).
-	if !ro.Force {
-		if err := c.d.Journal.Record(ctx, key, hash, req.UserEmail, req, ttl); err != nil {
+	return NewRun{Key: req.Key(), Hash: req.Hash(), Email: req.UserEmail, Request: body, TTL: ttl}, nil
+}
+
+// Accept records req in the journal, durably, and returns its run: from then on it survives a
+// crash and will be processed (Process with Recorded, or the retry loop). A finished run answers
+// replays from its stored response.
+func (c *Chain) Accept(ctx context.Context, req *payload.Request) (*Run, error) {
+	n, err := c.newRun(req)
+	if err != nil {
+		return nil, err
+	}
+	run, err := c.d.Journal.Record(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	if run.Hash != n.Hash {
+		return nil, fmt.Errorf("%w: %s", ErrConflict, n.Key)
+	}
+	return run, nil
+}
+
+// Replay is the stored answer of a finished run.
+func Replay(run *Run) (*payload.Response, error) {
+	var resp payload.Response
+	if err := json.Unmarshal(run.Response, &resp); err != nil {
+		return nil, fmt.Errorf("stored response of %s: %w", run.Key, err)
+	}
+	resp.Replayed = true
+	return &resp, nil
+}
+
+// DecodeRequest is the request a run recorded; it fails when the stored request does not give the
+// run's key back (a journal written by another version, or damaged).
+func DecodeRequest(run *Run) (*payload.Request, error) {
+	var req payload.Request
+	if err := json.Unmarshal(run.Request, &req); err != nil {
+		return nil, fmt.Errorf("run %d: stored request: %w", run.ID, err)
+	}
+	if got := req.Key(); got != run.Key {
+		return nil, fmt.Errorf("run %d: stored request has key %s, want %s", run.ID, got, run.Key)
+	}
+	return &req, nil
+}
+
+// Process runs req through the chain. A request whose key was processed already answers from the
+// journal with Replayed set; an unfinished one resumes after its last completed step.
+func (c *Chain) Process(ctx context.Context, req *payload.Request, ro RunOptions) (*payload.Response, error) {
+	n, err := c.newRun(req)
+	if err != nil {
+		return nil, err
+	}
+	// Written down before waiting for the contact's lock: once this returned, the request
+	// survives a crash (the retry loop finds it queued).
+	if !ro.Force && !ro.Recorded {
+		if _, err := c.d.Journal.Record(ctx, n); err != nil {
 			return nil, err
 		}
 	}
@@ -142,42 +218,42 @@ func (c *Chain) Process(ctx context.Context, req *payload.Request, ro RunOptions
 	}
 	defer unlock()
 
-	run, err := c.d.Journal.Begin(ctx, key, hash, req.UserEmail, req, ttl, ro.Force)
+	run, err := c.d.Journal.Begin(ctx, n, ro.Force)
 	if err != nil {
 		return nil, err
 	}
 	if run.Replay {
-		var resp payload.Response
-		if err := json.Unmarshal(run.Response, &resp); err != nil {
-			return nil, fmt.Errorf("journal: stored response of %s: %w", key, err)
-		}
-		resp.Replayed = true
-		return &resp, nil
+		return Replay(run)
 	}
 	if run.Attempts > 1 {
 		// Resume with the request as first recorded: its received_at is the customer's, not now.
-		var stored payload.Request
-		if err := json.Unmarshal(run.Request, &stored); err == nil {
-			req = &stored
+		if stored, err := DecodeRequest(run); err != nil {
+			c.d.Log.Warn("resuming with the request as given: the stored one is unreadable", "request_id", run.Key, "err", err)
+		} else {
+			req = stored
 		}
-		c.d.Log.Info("resuming request", "request_id", key, "attempt", run.Attempts, "done_steps", len(run.Steps))
+		c.d.Log.Info("resuming request", "request_id", run.Key, "attempt", run.Attempts, "done_steps", len(run.Steps))
 	}
 
-	r := &runner{c: c, run: run, req: req, resp: &payload.Response{RequestID: key, Files: []payload.StoredFile{}, Warnings: []string{}}}
+	r := &runner{c: c, run: run, req: req, resp: &payload.Response{RequestID: run.Key, Files: []payload.StoredFile{}, Warnings: []string{}}}
 	runErr := r.execute(ctx)
 	// Record the outcome even when ctx was cancelled: the next run must know where this one stopped.
 	fctx := context.WithoutCancel(ctx)
 	if runErr != nil {
-		if err := c.d.Journal.Finish(fctx, run, journal.StatusFailed, nil, runErr.Error()); err != nil {
-			c.d.Log.Error("journal", "err", err)
+		o := Outcome{Status: StatusFailed, Error: runErr.Error(), Failure: Classify(runErr)}
+		if err := c.d.Journal.Finish(fctx, run, o); err != nil {
+			c.d.Log.Error("journal: record the failure", "request_id", run.Key, "err", err)
 		}
 		return nil, runErr
 	}
-	status := journal.StatusDone
-	if r.resp.Status == payload.StatusIncomplete {
-		status = journal.StatusIncomplete
+	o := Outcome{Status: StatusDone, Response: r.resp}
+	switch r.resp.Status {
+	case payload.StatusIncomplete:
+		o.Status, o.Error, o.Failure = StatusIncomplete, firstOr(r.resp.Warnings), r.failure
+	case payload.StatusSkipped:
+		o.Status, o.Error = StatusSkipped, r.resp.Reason
 	}
-	if err := c.d.Journal.Finish(fctx, run, status, r.resp, firstOr(r.resp.Warnings)); err != nil {
+	if err := c.d.Journal.Finish(fctx, run, o); err != nil {
 		return nil, err
 	}
 	return r.resp, nil
@@ -192,15 +268,22 @@ func firstOr(w []string) string {
 
 type runner struct {
 	c    *Chain
-	run  *journal.Run
+	run  *Run
 	req  *payload.Request
 	resp *payload.Response
-	mu   sync.Mutex // guards resp.Warnings and journal saves from concurrent steps
+	mu   sync.Mutex // guards resp.Warnings, failure and journal saves from concurrent steps
+	// failure is the worst kind among the warnings (an incomplete run's).
+	failure Failure
 }
 
 // step runs fn unless step already completed in an earlier run; its result is recorded in the
 // journal as soon as it is known, before anything depends on it.
 func step[T any](ctx context.Context, r *runner, name string, fn func(context.Context) (T, error)) (T, error) {
+	return ticketStep(ctx, r, name, fn, nil)
+}
+
+// ticketStep is step whose result may name the run's ticket (ticketOf), recorded in the same write.
+func ticketStep[T any](ctx context.Context, r *runner, name string, fn func(context.Context) (T, error), ticketOf func(T) string) (T, error) {
 	var v T
 	r.mu.Lock()
 	done, err := r.run.Step(name, &v)
@@ -218,12 +301,28 @@ func step[T any](ctx context.Context, r *runner, name string, fn func(context.Co
 		return v, &StepError{Step: name, Err: err}
 	}
 	r.c.d.Log.Debug("step done", "step", name, "request_id", r.run.Key, "duration", time.Since(start))
+	id := ""
+	if ticketOf != nil {
+		id = ticketOf(v)
+	}
+	return v, r.record(ctx, name, v, id)
+}
+
+// record saves a step's result, with the run's ticket when ticketID is set.
+func (r *runner) record(ctx context.Context, name string, v any, ticketID string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if err := r.c.d.Journal.SaveStep(context.WithoutCancel(ctx), r.run, name, v); err != nil {
-		return v, &StepError{Step: name, Err: err}
+	ctx = context.WithoutCancel(ctx)
+	var err error
+	if ticketID != "" {
+		err = r.c.d.Journal.SetTicket(ctx, r.run, name, v, ticketID)
+	} else {
+		err = r.c.d.Journal.SaveStep(ctx, r.run, name, v)
 	}
-	return v, nil
+	if err != nil {
+		return &StepError{Step: name, Err: err}
+	}
+	return nil
 }
 
 // mayExistSince is when this request's first run began, for a resumed run: a create step it did
@@ -235,223 +334,20 @@ func (r *runner) mayExistSince() time.Time {
 	return time.Time{}
 }
 
+// warn notes a late step's failure: the run ends incomplete and is resumed later.
 func (r *runner) warn(step string, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.c.d.Log.Warn("step failed", "step", step, "request_id", r.run.Key, "err", err)
 	r.resp.Warnings = append(r.resp.Warnings, step+": "+err.Error())
+	if f := Classify(err); r.failure == "" || f.Permanent() {
+		r.failure = f
+	}
 }
 
-func (r *runner) execute(ctx context.Context) error {
-	d := r.c.d
-	req := r.req
-	var (
-		cls     classify.Result
-		files   []payload.StoredFile
-		contact Contact
-	)
-	// Classification, uploads and the contact look-up do not depend on each other.
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() (err error) {
-		cls, err = step(gctx, r, stepClassify, func(ctx context.Context) (classify.Result, error) {
-			return d.Classifier.Classify(ctx, req), nil
-		})
-		return err
-	})
-	if len(req.Fichiers) > 0 {
-		g.Go(func() (err error) {
-			files, err = step(gctx, r, stepUpload, func(ctx context.Context) ([]payload.StoredFile, error) {
-				return d.Files.Upload(ctx, r.run.Key, req.ReceivedAt, req.Fichiers)
-			})
-			return err
-		})
-	}
-	g.Go(func() (err error) {
-		contact, err = step(gctx, r, stepContact, func(ctx context.Context) (Contact, error) {
-			return d.CRM.FindOrCreateContact(ctx, req.UserEmail, req.UserName)
-		})
-		return err
-	})
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	urls := make([]string, len(files))
-	for i, f := range files {
-		urls[i] = f.URL
-	}
-	r.resp.Classification = cls.Classification
-	r.resp.ContactID = contact.ID
-	r.resp.Files = append(r.resp.Files, files...)
-	r.resp.FilesUploaded = len(files)
-
-	// The threading decision is recorded before the ticket is created: a rerun after a create whose
-	// answer was lost must not take that ticket for an earlier conversation and file the message
-	// as its own follow-up; it creates again, and the backend finds the earlier attempt.
-	t, err := step(ctx, r, stepThread, func(ctx context.Context) (ticketStep, error) {
-		found, err := r.c.findOpenTicket(ctx, contact.ID, req.ReceivedAt)
-		if err != nil || found == nil {
-			return ticketStep{New: true}, err
-		}
-		return ticketStep{ID: found.ID, URL: found.URL, SubtaskID: found.SubtaskID}, nil
-	})
-	if err != nil {
-		return err
-	}
-	if t.New {
-		t, err = step(ctx, r, stepTicket, func(ctx context.Context) (ticketStep, error) {
-			created, err := d.CRM.CreateTicket(ctx, TicketInput{
-				ContactID: contact.ID, Subject: req.Subject(), Content: ticketContent(req, files),
-				Classification: cls.Classification, FileURLs: urls, At: req.ReceivedAt, MayExistSince: r.mayExistSince(),
-			})
-			return ticketStep{ID: created.ID, URL: created.URL, New: true}, err
-		})
-		if err != nil {
-			return err
-		}
-	}
-	if t.URL == "" {
-		t.URL = d.CRM.TicketURL(t.ID)
-	}
-	// Remembered so that a follow-up seconds later finds this ticket even while search lags.
-	if err := d.Journal.MemoPut(ctx, memoTicketKey(contact.ID), t.ID); err != nil {
-		r.warn(stepTicket, err)
-	}
-	r.resp.TicketID, r.resp.TicketURL, r.resp.IsNewTicket = t.ID, t.URL, t.New
-
-	var sub Subtask
-	if t.New {
-		sub, err = r.newTicket(ctx, t, cls, contact, files, urls)
-	} else {
-		sub, err = r.followUp(ctx, t, files, urls)
-	}
-	if err != nil {
-		return err
-	}
-	r.resp.SubtaskID = sub.ID
-
-	if _, err := step(ctx, r, stepNotify, func(ctx context.Context) (bool, error) {
-		return true, d.Notifier.Notify(ctx, Notification{
-			Classification: cls.Classification, CustomerEmail: req.UserEmail, CustomerName: req.UserName,
-			Subject: req.Subject(), Body: req.Text(), TicketID: t.ID, TicketURL: t.URL, IsNewTicket: t.New,
-			SubtaskID: sub.ID, SubtaskURL: sub.URL, Files: files, ReceivedAt: req.ReceivedAt, RequestKey: r.run.Key,
-		})
-	}); err != nil {
-		r.warn(stepNotify, err)
-	}
-
-	if t.New {
-		r.resp.Status = payload.StatusCreated
-		r.resp.Message = "Nouveau ticket créé: #" + t.ID
-	} else {
-		r.resp.Status = payload.StatusUpdated
-		r.resp.Message = "Message ajouté au ticket #" + t.ID
-	}
-	if len(r.resp.Warnings) > 0 {
-		r.resp.Status = payload.StatusIncomplete
-		r.resp.Message += " (incomplet: " + fmt.Sprint(len(r.resp.Warnings)) + " étape(s) à reprendre)"
-	}
-	return nil
-}
-
-// FindOpenTicket is the ticket a message the contact wrote at would join, or nil: what
-// `ticket find` shows.
-func (c *Chain) FindOpenTicket(ctx context.Context, contactID string, at time.Time) (*Ticket, error) {
-	return c.findOpenTicket(ctx, contactID, at)
-}
-
-// RememberTicket makes ticketID the contact's current conversation (a ticket created by hand).
-func (c *Chain) RememberTicket(ctx context.Context, contactID, ticketID string) error {
-	return c.d.Journal.MemoPut(ctx, memoTicketKey(contactID), ticketID)
-}
-
-// findOpenTicket applies the threading rule at the customer's time: an open stage and activity
-// inside the window. The ticket remembered for the contact is confirmed by id first (consistent),
-// search only after (it lags writes).
-func (c *Chain) findOpenTicket(ctx context.Context, contactID string, at time.Time) (*Ticket, error) {
-	since := at.Add(-c.o.Window)
-	if id, ok, err := c.d.Journal.MemoGet(ctx, memoTicketKey(contactID)); err != nil {
-		return nil, err
-	} else if ok {
-		t, err := c.d.CRM.GetTicket(ctx, id)
-		switch {
-		case errors.Is(err, ErrNotFound):
-		case err != nil:
-			return nil, err
-		case slices.Contains(c.o.OpenStages, t.Stage) && !t.LastActivity.Before(since):
-			return &t, nil
-		}
-	}
-	return c.d.CRM.FindOpenTicket(ctx, contactID, c.o.OpenStages, since)
-}
-
-func (r *runner) newTicket(ctx context.Context, t ticketStep, cls classify.Result, contact Contact, files []payload.StoredFile, urls []string) (Subtask, error) {
-	d, req := r.c.d, r.req
-	var sub Subtask
-	g, gctx := errgroup.WithContext(ctx)
-	if cls.Classification == payload.Modelisation {
-		g.Go(func() error {
-			var err error
-			sub, err = step(gctx, r, stepSubtask, func(ctx context.Context) (Subtask, error) {
-				return d.Tasks.CreateSubtask(ctx, SubtaskInput{
-					Name: SubtaskName(cls.Classification, req), Markdown: SubtaskMarkdown(req, t.ID, t.URL, files),
-					Ref: r.run.Key, MayExistSince: r.mayExistSince(),
-				})
-			})
-			if err != nil {
-				r.warn(stepSubtask, err)
-				return nil
-			}
-			if _, err := step(gctx, r, stepSubtaskLink, func(ctx context.Context) (bool, error) {
-				return true, d.CRM.SetSubtaskID(ctx, t.ID, sub.ID)
-			}); err != nil {
-				r.warn(stepSubtaskLink, err)
-			}
-			return nil
-		})
-	}
-	if len(files) > 0 {
-		g.Go(func() error {
-			_, err := step(gctx, r, stepNote, func(ctx context.Context) (string, error) {
-				return d.CRM.AddNote(ctx, Note{ContactID: contact.ID, Title: "Fichiers reçus — ticket #" + t.ID,
-					Body: req.Text(), FileURLs: urls, At: req.ReceivedAt, MayExistSince: r.mayExistSince()})
-			})
-			return err
-		})
-	}
-	return sub, g.Wait()
-}
-
-func (r *runner) followUp(ctx context.Context, t ticketStep, files []payload.StoredFile, urls []string) (Subtask, error) {
-	d, req := r.c.d, r.req
-	var sub Subtask
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		_, err := step(gctx, r, stepNote, func(ctx context.Context) (string, error) {
-			return d.CRM.AddNote(ctx, Note{TicketID: t.ID, Title: "Nouveau message du client", Body: req.Text(),
-				FileURLs: urls, At: req.ReceivedAt, MayExistSince: r.mayExistSince()})
-		})
-		return err
-	})
-	if len(urls) > 0 {
-		g.Go(func() error {
-			_, err := step(gctx, r, stepFileURLs, func(ctx context.Context) (bool, error) {
-				return true, d.CRM.UpdateTicket(ctx, t.ID, TicketUpdate{MessageAt: req.ReceivedAt, AddFileURLs: urls})
-			})
-			return err
-		})
-	}
-	if t.SubtaskID != "" {
-		g.Go(func() error {
-			var err error
-			sub, err = step(gctx, r, stepSubtask, func(ctx context.Context) (Subtask, error) {
-				return d.Tasks.AppendSubtask(ctx, t.SubtaskID, FollowUpMarkdown(req, files), r.run.Key)
-			})
-			if err != nil {
-				r.warn(stepSubtask, err)
-				sub = Subtask{ID: t.SubtaskID}
-			}
-			return nil
-		})
-	}
-	return sub, g.Wait()
+// messageID is the Message-ID of what figsupport sends about this request (kind: notify, ack),
+// derived from the request's key so that a repeat carries the same one.
+func (r *runner) messageID(kind string) string {
+	sum := sha256.Sum256([]byte(r.run.Key))
+	return "figsupport." + kind + "." + hex.EncodeToString(sum[:12]) + "@" + r.c.o.MessageIDDomain
 }

@@ -33,8 +33,12 @@ func customer(r *payload.Request) string {
 }
 
 // ticketContent is the ticket's plain-text description: the CRM escapes it, if it stores HTML.
-func ticketContent(r *payload.Request, files []payload.StoredFile) string {
+// follows is the closed ticket this one continues, named first so the agent sees the history.
+func ticketContent(r *payload.Request, files []payload.StoredFile, follows string) string {
 	var b strings.Builder
+	if follows != "" {
+		fmt.Fprintf(&b, "Suite du ticket #%s (fermé).\n\n", follows)
+	}
 	b.WriteString(r.Text())
 	fmt.Fprintf(&b, "\n\n— %s", customer(r))
 	if r.Source != "" {

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"time"
 
-	"github.com/figurative/figsupport/internal/classify"
 	"github.com/figurative/figsupport/internal/payload"
 )
 
@@ -72,6 +71,10 @@ type CRM interface {
 	// GetTicket reads one ticket by id, consistently (no search index); ErrNotFound when absent.
 	GetTicket(ctx context.Context, id string) (Ticket, error)
 	CreateTicket(ctx context.Context, in TicketInput) (Ticket, error)
+	// FindCreatedTicket looks for the ticket an earlier attempt of the same create may have made
+	// after in.MayExistSince (same contact, subject and content): nil when there is none. A
+	// resumed run asks before it decides again whether to create.
+	FindCreatedTicket(ctx context.Context, in TicketInput) (*Ticket, error)
 	// UpdateTicket records a follow-up on the ticket in one write: the time of the customer's
 	// message (threading's last activity) and the new file URLs appended to fichiers_urls.
 	UpdateTicket(ctx context.Context, ticketID string, u TicketUpdate) error
@@ -170,7 +173,15 @@ type Acknowledger interface {
 	Acknowledge(ctx context.Context, a Ack) error
 }
 
+// Classification is a classifier's answer; its JSON is what the journal keeps of the step.
+type Classification struct {
+	Label     string   `json:"classification"`
+	Ambiguous bool     `json:"ambiguous"`
+	Method    string   `json:"method"` // rules, llm or fallback
+	Reasons   []string `json:"reasons"`
+}
+
 // Classifier decides SUPPORT or MODELISATION.
 type Classifier interface {
-	Classify(ctx context.Context, r *payload.Request) classify.Result
+	Classify(ctx context.Context, r *payload.Request) Classification
 }

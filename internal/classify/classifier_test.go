@@ -8,14 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/figurative/figsupport/internal/chain"
 	"github.com/figurative/figsupport/internal/classify"
 	"github.com/figurative/figsupport/internal/fakes/llmfake"
 	"github.com/figurative/figsupport/internal/health"
 	"github.com/figurative/figsupport/internal/payload"
 )
-
-var _ chain.Classifier = (*classify.Classifier)(nil)
 
 const testKey = "sk-test-0123456789abcdef"
 

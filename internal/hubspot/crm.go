@@ -324,6 +324,23 @@ func (m *CRM) CreateTicket(ctx context.Context, in chain.TicketInput) (chain.Tic
 	return m.ticketFrom(&o, in.ContactID, props), nil
 }
 
+// FindCreatedTicket looks, through the associations API (consistent, unlike search), for a ticket
+// of the contact with the same subject and content created since in.MayExistSince.
+func (m *CRM) FindCreatedTicket(ctx context.Context, in chain.TicketInput) (*chain.Ticket, error) {
+	subject := subjectWith(in.Classification, in.Subject)
+	var o object
+	found, err := m.findCreated(ctx, "contacts", in.ContactID, "tickets", []string{"subject", "content", "createdate"}, in.MayExistSince, &o,
+		func(x *object) bool { return x.prop("subject") == subject && x.prop("content") == in.Content })
+	if err != nil || !found {
+		return nil, err
+	}
+	t, err := m.GetTicket(ctx, o.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
 // ticketFrom is the created ticket; the create answer may omit properties it was given.
 func (m *CRM) ticketFrom(o *object, contactID string, props map[string]string) chain.Ticket {
 	t := m.ticket(o, contactID)

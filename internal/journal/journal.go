@@ -2,12 +2,14 @@
 // completes, so that a rerun resumes where the last one stopped, a replay answers from what was
 // stored, and requests for one contact are serialised across goroutines and processes.
 //
-// It speaks plain SQL to the data dir's SQLite file; the chain sees it through a small interface so
-// that a PostgreSQL journal (row locks, advisory locks per contact) can replace it later.
+// Runs are held by their owner (one journal, one process) under a lease that the owner renews
+// while it lives: a run left by a process that died is known as such and taken over at once (its
+// owner file lock is free) or, at the latest, when its lease runs out.
 package journal
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
@@ -20,67 +22,33 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gofrs/flock"
-
+	"github.com/figurative/figsupport/internal/chain"
 	"github.com/figurative/figsupport/internal/sqlite"
 )
 
-// Run statuses.
-const (
-	StatusQueued     = "queued" // recorded, waiting for its contact's lock
-	StatusRunning    = "running"
-	StatusDone       = "done"
-	StatusIncomplete = "incomplete" // the ticket exists, a later step (subtask, notification) failed
-	StatusFailed     = "failed"
-)
+// DefaultLease is how long a run stays held by an owner that stops renewing it. The owner renews
+// every third of it.
+const DefaultLease = time.Minute
 
-// ErrConflict is returned by Begin when the key was already used for another payload.
-var ErrConflict = errors.New("idempotency key already used for a different payload")
-
-// ErrNotFound is returned when no run has the given key or id.
-var ErrNotFound = errors.New("no such request in the journal")
-
-// Run is one request's journal entry.
-type Run struct {
-	ID        int64                      `json:"id"`
-	Key       string                     `json:"key"`
-	Hash      string                     `json:"hash"`
-	Email     string                     `json:"email"`
-	Status    string                     `json:"status"`
-	Request   json.RawMessage            `json:"request"`
-	Response  json.RawMessage            `json:"response,omitempty"`
-	Steps     map[string]json.RawMessage `json:"steps"`
-	Attempts  int                        `json:"attempts"`
-	LastError string                     `json:"last_error,omitempty"`
-	CreatedAt time.Time                  `json:"created_at"`
-	UpdatedAt time.Time                  `json:"updated_at"`
-	ExpiresAt time.Time                  `json:"expires_at"`
-	// Archived: a newer run of the same key replaced this one (expiry, --force).
-	Archived bool `json:"archived,omitempty"`
-	// Replay is set by Begin when the run had already finished: answer from Response, touch nothing.
-	Replay bool `json:"-"`
-}
-
-// Step decodes the stored result of step into v; false when the step has not completed.
-func (r *Run) Step(step string, v any) (bool, error) {
-	raw, ok := r.Steps[step]
-	if !ok {
-		return false, nil
-	}
-	if err := json.Unmarshal(raw, v); err != nil {
-		return false, fmt.Errorf("journal: decode step %s of %s: %w", step, r.Key, err)
-	}
-	return true, nil
-}
-
-// Journal is the SQLite journal.
+// Journal is the SQLite journal. It implements chain.Journal.
 type Journal struct {
-	db       *sql.DB
-	lockDir  string
-	now      func() time.Time
+	db      *sql.DB
+	lockDir string
+	owner   string
+	ownerFL *fileLock // held for the journal's lifetime: others test it to know this owner lives
+	// lease and clock are set by tests while the renewer runs.
+	settings sync.RWMutex
+	lease    time.Duration
+	clock    func() time.Time
+
 	mu       sync.Mutex
 	inflight map[string]*keyLock
+
+	stop chan struct{}
+	done chan struct{}
 }
+
+var _ chain.Journal = (*Journal)(nil)
 
 type keyLock struct {
 	ch   chan struct{}
@@ -117,9 +85,17 @@ var migrations = []string{
 		value      TEXT NOT NULL,
 		updated_at INTEGER NOT NULL
 	);`,
+	// Owners and leases, the run's ticket, the kind of its last failure.
+	`ALTER TABLE requests ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+	ALTER TABLE requests ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE requests ADD COLUMN ticket_id TEXT NOT NULL DEFAULT '';
+	ALTER TABLE requests ADD COLUMN failure TEXT NOT NULL DEFAULT '';
+	CREATE INDEX requests_ticket ON requests(ticket_id) WHERE ticket_id <> '';
+	CREATE INDEX requests_owner ON requests(owner) WHERE owner <> '';`,
 }
 
-// Open opens the journal in db (see package sqlite) and keeps per-contact lock files in lockDir.
+// Open opens the journal in db (see package sqlite) and keeps its lock files in lockDir: one per
+// contact while its lock is held, and this journal's owner file. Close releases them.
 func Open(ctx context.Context, db *sql.DB, lockDir string) (*Journal, error) {
 	if err := sqlite.Migrate(ctx, db, "journal", migrations); err != nil {
 		return nil, err
@@ -127,19 +103,123 @@ func Open(ctx context.Context, db *sql.DB, lockDir string) (*Journal, error) {
 	if err := os.MkdirAll(lockDir, 0o700); err != nil {
 		return nil, fmt.Errorf("journal: create lock dir: %w", err)
 	}
-	return &Journal{db: db, lockDir: lockDir, now: time.Now, inflight: map[string]*keyLock{}}, nil
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	owner := hex.EncodeToString(b[:])
+	fl, err := tryLockFile(filepath.Join(lockDir, ownerFile(owner)))
+	if err != nil || fl == nil {
+		return nil, fmt.Errorf("journal: take the owner lock: %w", errors.Join(err, errors.New("lock busy")))
+	}
+	j := &Journal{db: db, lockDir: lockDir, owner: owner, ownerFL: fl, lease: DefaultLease, clock: time.Now,
+		inflight: map[string]*keyLock{}, stop: make(chan struct{}), done: make(chan struct{})}
+	go j.renew()
+	return j, nil
 }
 
+func ownerFile(owner string) string { return "owner-" + owner + ".lock" }
+
+// Close stops renewing leases, releases the runs this journal still holds (so that another
+// process takes them over at once) and its owner lock. It does not close db.
+func (j *Journal) Close() error {
+	select {
+	case <-j.stop:
+		return nil
+	default:
+	}
+	close(j.stop)
+	<-j.done
+	_, err := j.db.ExecContext(context.Background(), `UPDATE requests SET owner = '', lease_until = 0
+		WHERE owner = ? AND status IN (?, ?)`, j.owner, chain.StatusQueued, chain.StatusRunning)
+	j.ownerFL.release()
+	if err != nil {
+		return fmt.Errorf("journal: release runs: %w", err)
+	}
+	return nil
+}
+
+// Owner is this journal's owner id, as runs record it.
+func (j *Journal) Owner() string { return j.owner }
+
 // SetClock replaces the journal's clock (tests).
-func (j *Journal) SetClock(now func() time.Time) { j.now = now }
+func (j *Journal) SetClock(now func() time.Time) {
+	j.settings.Lock()
+	defer j.settings.Unlock()
+	j.clock = now
+}
+
+// SetLease replaces the lease length (tests); the renewal period stays a third of the first one.
+func (j *Journal) SetLease(d time.Duration) {
+	j.settings.Lock()
+	defer j.settings.Unlock()
+	j.lease = d
+}
+
+func (j *Journal) now() time.Time {
+	j.settings.RLock()
+	defer j.settings.RUnlock()
+	return j.clock()
+}
+
+func (j *Journal) leaseLen() time.Duration {
+	j.settings.RLock()
+	defer j.settings.RUnlock()
+	return j.lease
+}
+
+// renew extends the lease of every run this journal holds, every third of the lease, until Close.
+func (j *Journal) renew() {
+	defer close(j.done)
+	t := time.NewTicker(j.leaseLen() / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-j.stop:
+			return
+		case <-t.C:
+		}
+		_, _ = j.db.ExecContext(context.Background(), `UPDATE requests SET lease_until = ? WHERE owner = ? AND status IN (?, ?)`,
+			j.now().Add(j.leaseLen()).UnixMilli(), j.owner, chain.StatusQueued, chain.StatusRunning)
+	}
+}
+
+// Held reports whether another live owner holds run: its lease runs and its owner's process is
+// alive. A run of this journal is not held (by another).
+func (j *Journal) Held(run *chain.Run) bool {
+	if run.Owner == "" || run.Owner == j.owner || !chain.Unfinished(run.Status) {
+		return false
+	}
+	if !j.now().Before(run.LeaseUntil) {
+		return false
+	}
+	return j.ownerAlive(run.Owner)
+}
+
+// ownerAlive tests the owner's lock file: free (or gone) means its process died.
+func (j *Journal) ownerAlive(owner string) bool {
+	if strings.ContainsAny(owner, `/\.`) {
+		return false
+	}
+	path := filepath.Join(j.lockDir, ownerFile(owner))
+	fl, err := tryLockFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return false
+	case err != nil:
+		return true // cannot tell: trust the lease
+	case fl == nil:
+		return true
+	}
+	fl.release() // removes the dead owner's file
+	return false
+}
 
 // Lock serialises work on name (a contact's e-mail) across goroutines of this process and across
-// processes sharing the data dir; it waits until ctx ends. The returned func releases it.
+// processes sharing the data dir; it waits until ctx ends. Goroutines wait on a channel, so no
+// file is open for a waiting request; the holder's lock file is removed on release.
 func (j *Journal) Lock(ctx context.Context, name string) (func(), error) {
-	sum := sha256.Sum256([]byte(strings.ToLower(name)))
+	sum := sha256.Sum256([]byte(strings.ToLower(strings.TrimSpace(name))))
 	id := hex.EncodeToString(sum[:12])
 
-	// In-process first, so goroutines wait on a channel instead of polling the file lock.
 	j.mu.Lock()
 	kl := j.inflight[id]
 	if kl == nil {
@@ -162,56 +242,57 @@ func (j *Journal) Lock(ctx context.Context, name string) (func(), error) {
 		release()
 		return nil, fmt.Errorf("journal: wait for lock: %w", ctx.Err())
 	}
-
-	fl := flock.New(filepath.Join(j.lockDir, id+".lock"))
-	ok, err := fl.TryLockContext(ctx, 10*time.Millisecond)
-	if err != nil || !ok {
+	fl, err := lockFile(ctx, filepath.Join(j.lockDir, id+".lock"))
+	if err != nil {
 		<-kl.ch
 		release()
-		if err == nil {
-			err = ctx.Err()
-		}
 		return nil, fmt.Errorf("journal: lock contact: %w", err)
 	}
 	var once sync.Once
 	return func() {
 		once.Do(func() {
-			_ = fl.Unlock()
+			fl.release()
 			<-kl.ch
 			release()
 		})
 	}, nil
 }
 
-// Record writes the request down as queued when its key has no current run, so that it is kept
-// even if the process dies while waiting for its contact's lock; Begin then starts it. A key that
-// has a run already is left to Begin (replay, resume, conflict, expiry).
-func (j *Journal) Record(ctx context.Context, key, hash, email string, request any, ttl time.Duration) error {
-	body, err := json.Marshal(request)
-	if err != nil {
-		return fmt.Errorf("journal: encode request: %w", err)
-	}
+// Record writes the request down as queued, held by this journal, when its key has no current run
+// (or only a finished one that expired); it returns the key's current run either way.
+func (j *Journal) Record(ctx context.Context, n chain.NewRun) (*chain.Run, error) {
 	now := j.now()
-	_, err = j.db.ExecContext(ctx, `INSERT INTO requests(key, hash, email, status, request, attempts, created_at, updated_at, expires_at)
-		SELECT ?, ?, ?, ?, ?, 0, ?, ?, ?
-		WHERE NOT EXISTS (SELECT 1 FROM requests WHERE key = ? AND archived = 0)`,
-		key, hash, email, StatusQueued, string(body), now.UnixMilli(), now.UnixMilli(), now.Add(ttl).UnixMilli(), key)
-	if err != nil && !strings.Contains(err.Error(), "UNIQUE") {
-		return fmt.Errorf("journal: record %s: %w", key, err)
+	tx, err := j.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("journal: record %s: %w", n.Key, err)
 	}
-	return nil
+	defer tx.Rollback()
+	run, err := scanRun(tx.QueryRowContext(ctx, selectRun+` WHERE key = ? AND archived = 0`, n.Key))
+	switch {
+	case err == nil && !(chain.Finished(run.Status) && !now.Before(run.ExpiresAt)):
+		return run, nil
+	case err == nil:
+		if _, err := tx.ExecContext(ctx, `UPDATE requests SET archived = 1 WHERE id = ?`, run.ID); err != nil {
+			return nil, fmt.Errorf("journal: archive %s: %w", n.Key, err)
+		}
+	case !errors.Is(err, chain.ErrRunNotFound):
+		return nil, err
+	}
+	run = &chain.Run{Key: n.Key, Hash: n.Hash, Email: n.Email, Status: chain.StatusQueued, Request: n.Request,
+		Steps: map[string]json.RawMessage{}, CreatedAt: now.UTC(), UpdatedAt: now.UTC(), ExpiresAt: now.Add(n.TTL).UTC(),
+		Owner: j.owner, LeaseUntil: now.Add(j.leaseLen()).UTC()}
+	err = tx.QueryRowContext(ctx, `INSERT INTO requests(key, hash, email, status, request, attempts, created_at, updated_at, expires_at, owner, lease_until)
+		VALUES(?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?) RETURNING id`,
+		n.Key, n.Hash, n.Email, chain.StatusQueued, string(n.Request), now.UnixMilli(), now.UnixMilli(), now.Add(n.TTL).UnixMilli(),
+		j.owner, now.Add(j.leaseLen()).UnixMilli()).Scan(&run.ID)
+	if err != nil {
+		return nil, fmt.Errorf("journal: record %s: %w", n.Key, err)
+	}
+	return run, commit(tx, n.Key)
 }
 
-// Begin records a request before anything else happens. It returns:
-//   - a new run when the key is unknown, expired, or force is set (the old run is kept, detached);
-//   - the finished run with Replay set when the key was processed already;
-//   - the unfinished run (its completed steps loaded) to resume;
-//   - ErrConflict when the key is known with another payload hash.
-func (j *Journal) Begin(ctx context.Context, key, hash, email string, request any, ttl time.Duration, force bool) (*Run, error) {
-	body, err := json.Marshal(request)
-	if err != nil {
-		return nil, fmt.Errorf("journal: encode request: %w", err)
-	}
+// Begin claims the key's run (see chain.Journal).
+func (j *Journal) Begin(ctx context.Context, n chain.NewRun, force bool) (*chain.Run, error) {
 	now := j.now()
 	tx, err := j.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -219,106 +300,137 @@ func (j *Journal) Begin(ctx context.Context, key, hash, email string, request an
 	}
 	defer tx.Rollback()
 
-	run, err := scanRun(tx.QueryRowContext(ctx, selectRun+` WHERE key = ? AND archived = 0`, key))
+	run, err := scanRun(tx.QueryRowContext(ctx, selectRun+` WHERE key = ? AND archived = 0`, n.Key))
 	switch {
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, chain.ErrRunNotFound):
 		run = nil
 	case err != nil:
 		return nil, err
 	}
 	// Only a finished run expires: an unfinished one is resumed however old, so that no step it
 	// completed is ever repeated.
-	if run != nil && (force || (run.Status == StatusDone && !now.Before(run.ExpiresAt))) {
-		// Archive the old run; its history stays readable by id.
+	if run != nil && (force || (chain.Finished(run.Status) && !now.Before(run.ExpiresAt))) {
 		if _, err := tx.ExecContext(ctx, `UPDATE requests SET archived = 1 WHERE id = ?`, run.ID); err != nil {
-			return nil, fmt.Errorf("journal: archive %s: %w", key, err)
+			return nil, fmt.Errorf("journal: archive %s: %w", n.Key, err)
 		}
 		run = nil
 	}
 	if run != nil {
-		if run.Hash != hash {
-			return nil, fmt.Errorf("%w: %s", ErrConflict, key)
+		if run.Hash != n.Hash {
+			return nil, fmt.Errorf("%w: %s", chain.ErrConflict, n.Key)
 		}
-		if run.Status == StatusDone {
+		if chain.Finished(run.Status) {
 			run.Replay = true
 			return run, nil
 		}
-		// A queued run (Record) starts now: its first attempt, not a resume.
-		if _, err := tx.ExecContext(ctx, `UPDATE requests SET status = ?, attempts = attempts + 1, updated_at = ? WHERE id = ?`,
-			StatusRunning, now.UnixMilli(), run.ID); err != nil {
-			return nil, fmt.Errorf("journal: resume %s: %w", key, err)
+		if j.Held(run) {
+			return nil, fmt.Errorf("%w: %s", chain.ErrInFlight, n.Key)
 		}
-		run.Status = StatusRunning
+		if _, err := tx.ExecContext(ctx, `UPDATE requests SET status = ?, attempts = attempts + 1, updated_at = ?, owner = ?, lease_until = ? WHERE id = ?`,
+			chain.StatusRunning, now.UnixMilli(), j.owner, now.Add(j.leaseLen()).UnixMilli(), run.ID); err != nil {
+			return nil, fmt.Errorf("journal: resume %s: %w", n.Key, err)
+		}
+		run.Status, run.Owner, run.LeaseUntil = chain.StatusRunning, j.owner, now.Add(j.leaseLen()).UTC()
 		run.Attempts++
 		if run.Steps, err = loadSteps(ctx, tx, run.ID); err != nil {
 			return nil, err
 		}
-		return run, tx.Commit()
+		return run, commit(tx, n.Key)
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO requests(key, hash, email, status, request, created_at, updated_at, expires_at)
-		VALUES(?, ?, ?, ?, ?, ?, ?, ?)`, key, hash, email, StatusRunning, string(body), now.UnixMilli(), now.UnixMilli(), now.Add(ttl).UnixMilli())
+	var id int64
+	err = tx.QueryRowContext(ctx, `INSERT INTO requests(key, hash, email, status, request, created_at, updated_at, expires_at, owner, lease_until)
+		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, n.Key, n.Hash, n.Email, chain.StatusRunning, string(n.Request),
+		now.UnixMilli(), now.UnixMilli(), now.Add(n.TTL).UnixMilli(), j.owner, now.Add(j.leaseLen()).UnixMilli()).Scan(&id)
 	if err != nil {
-		return nil, fmt.Errorf("journal: record %s: %w", key, err)
+		return nil, fmt.Errorf("journal: record %s: %w", n.Key, err)
 	}
-	id, _ := res.LastInsertId()
+	if err := commit(tx, n.Key); err != nil {
+		return nil, err
+	}
+	return &chain.Run{ID: id, Key: n.Key, Hash: n.Hash, Email: n.Email, Status: chain.StatusRunning, Request: n.Request,
+		Steps: map[string]json.RawMessage{}, Attempts: 1, CreatedAt: now.UTC(), UpdatedAt: now.UTC(), ExpiresAt: now.Add(n.TTL).UTC(),
+		Owner: j.owner, LeaseUntil: now.Add(j.leaseLen()).UTC()}, nil
+}
+
+func commit(tx *sql.Tx, key string) error {
 	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("journal: record %s: %w", key, err)
+		return fmt.Errorf("journal: record %s: %w", key, err)
 	}
-	return &Run{ID: id, Key: key, Hash: hash, Email: email, Status: StatusRunning, Request: body,
-		Steps: map[string]json.RawMessage{}, Attempts: 1, CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(ttl)}, nil
+	return nil
 }
 
 // SaveStep records step's result for run; the run's in-memory copy is updated too.
-func (j *Journal) SaveStep(ctx context.Context, run *Run, step string, v any) error {
+func (j *Journal) SaveStep(ctx context.Context, run *chain.Run, step string, v any) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("journal: encode step %s: %w", step, err)
 	}
-	now := j.now().UnixMilli()
-	tx, err := j.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("journal: save step %s: %w", step, err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO steps(run_id, name, result, at) VALUES(?, ?, ?, ?)
-		ON CONFLICT(run_id, name) DO UPDATE SET result = excluded.result, at = excluded.at`, run.ID, step, string(b), now); err != nil {
-		return fmt.Errorf("journal: save step %s: %w", step, err)
-	}
-	if _, err := tx.ExecContext(ctx, `UPDATE requests SET updated_at = ? WHERE id = ?`, now, run.ID); err != nil {
-		return fmt.Errorf("journal: save step %s: %w", step, err)
-	}
-	if err := tx.Commit(); err != nil {
+	if _, err := j.db.ExecContext(ctx, upsertStep, run.ID, step, string(b), j.now().UnixMilli()); err != nil {
 		return fmt.Errorf("journal: save step %s: %w", step, err)
 	}
 	run.Steps[step] = b
 	return nil
 }
 
-// Finish records the outcome: status, the response (when there is one) and the error text.
-func (j *Journal) Finish(ctx context.Context, run *Run, status string, response any, errText string) error {
+const upsertStep = `INSERT INTO steps(run_id, name, result, at) VALUES(?, ?, ?, ?)
+	ON CONFLICT(run_id, name) DO UPDATE SET result = excluded.result, at = excluded.at`
+
+// SetTicket records step's result and the run's ticket in one transaction.
+func (j *Journal) SetTicket(ctx context.Context, run *chain.Run, step string, v any, ticketID string) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("journal: encode step %s: %w", step, err)
+	}
+	tx, err := j.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("journal: save step %s: %w", step, err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, upsertStep, run.ID, step, string(b), j.now().UnixMilli()); err != nil {
+		return fmt.Errorf("journal: save step %s: %w", step, err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE requests SET ticket_id = ? WHERE id = ?`, ticketID, run.ID); err != nil {
+		return fmt.Errorf("journal: save step %s: %w", step, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("journal: save step %s: %w", step, err)
+	}
+	run.Steps[step], run.TicketID = b, ticketID
+	return nil
+}
+
+// Finish records the outcome: status, the response (when there is one), the error and its kind;
+// the run is released.
+func (j *Journal) Finish(ctx context.Context, run *chain.Run, o chain.Outcome) error {
 	var resp sql.NullString
-	if response != nil {
-		b, err := json.Marshal(response)
+	if o.Response != nil {
+		b, err := json.Marshal(o.Response)
 		if err != nil {
 			return fmt.Errorf("journal: encode response: %w", err)
 		}
 		resp = sql.NullString{String: string(b), Valid: true}
 		run.Response = b
 	}
-	_, err := j.db.ExecContext(ctx, `UPDATE requests SET status = ?, response = COALESCE(?, response), last_error = ?, updated_at = ? WHERE id = ?`,
-		status, resp, errText, j.now().UnixMilli(), run.ID)
+	now := j.now()
+	_, err := j.db.ExecContext(ctx, `UPDATE requests SET status = ?, response = COALESCE(?, response), last_error = ?, failure = ?,
+		updated_at = ?, owner = '', lease_until = 0 WHERE id = ?`,
+		o.Status, resp, o.Error, string(o.Failure), now.UnixMilli(), run.ID)
 	if err != nil {
 		return fmt.Errorf("journal: finish %s: %w", run.Key, err)
 	}
-	run.Status, run.LastError = status, errText
+	run.Status, run.LastError, run.Failure, run.UpdatedAt, run.Owner, run.LeaseUntil = o.Status, o.Error, o.Failure, now.UTC(), "", time.Time{}
 	return nil
 }
 
 // Get reads the current run of a key or, when no key matches, the run with that numeric id
-// (archived runs included).
-func (j *Journal) Get(ctx context.Context, key string) (*Run, error) {
-	run, err := scanRun(j.db.QueryRowContext(ctx, selectRun+` WHERE (key = ? AND archived = 0) OR CAST(id AS TEXT) = ?
-		ORDER BY (key = ? AND archived = 0) DESC LIMIT 1`, key, key, key))
+// (archived runs included), with its steps.
+func (j *Journal) Get(ctx context.Context, key string) (*chain.Run, error) {
+	run, err := scanRun(j.db.QueryRowContext(ctx, selectRun+` WHERE key = ? AND archived = 0`, key))
+	if errors.Is(err, chain.ErrRunNotFound) {
+		if id, perr := parseID(key); perr == nil {
+			run, err = scanRun(j.db.QueryRowContext(ctx, selectRun+` WHERE id = ?`, id))
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s", err, key)
 	}
@@ -328,8 +440,17 @@ func (j *Journal) Get(ctx context.Context, key string) (*Run, error) {
 	return run, nil
 }
 
-// List returns runs, newest first; statuses filters when not empty.
-func (j *Journal) List(ctx context.Context, statuses []string, limit int) ([]*Run, error) {
+func parseID(s string) (int64, error) {
+	var id int64
+	_, err := fmt.Sscanf(s, "%d", &id)
+	if err != nil || fmt.Sprint(id) != s {
+		return 0, errors.New("not an id")
+	}
+	return id, nil
+}
+
+// List returns runs, newest first; statuses filters when not empty. Steps are not loaded.
+func (j *Journal) List(ctx context.Context, statuses []string, limit int) ([]*chain.Run, error) {
 	q := selectRun
 	var args []any
 	if len(statuses) > 0 {
@@ -340,12 +461,41 @@ func (j *Journal) List(ctx context.Context, statuses []string, limit int) ([]*Ru
 	}
 	q += ` ORDER BY id DESC LIMIT ?`
 	args = append(args, limit)
+	return j.query(ctx, q, args...)
+}
+
+// Pending returns the unfinished current runs, oldest first, with their steps: what a worker may
+// take, once Held and the retry policy allow.
+func (j *Journal) Pending(ctx context.Context, limit int) ([]*chain.Run, error) {
+	return j.queryWithSteps(ctx, selectRun+` WHERE status IN (?, ?, ?, ?) AND archived = 0 ORDER BY id LIMIT ?`,
+		chain.StatusQueued, chain.StatusRunning, chain.StatusFailed, chain.StatusIncomplete, limit)
+}
+
+// TicketRuns lists the current runs that belong to a ticket, oldest first, with their steps.
+func (j *Journal) TicketRuns(ctx context.Context, ticketID string) ([]*chain.Run, error) {
+	return j.queryWithSteps(ctx, selectRun+` WHERE ticket_id = ? AND archived = 0 ORDER BY id`, ticketID)
+}
+
+func (j *Journal) queryWithSteps(ctx context.Context, q string, args ...any) ([]*chain.Run, error) {
+	runs, err := j.query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range runs {
+		if r.Steps, err = loadSteps(ctx, j.db, r.ID); err != nil {
+			return nil, err
+		}
+	}
+	return runs, nil
+}
+
+func (j *Journal) query(ctx context.Context, q string, args ...any) ([]*chain.Run, error) {
 	rows, err := j.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("journal: list: %w", err)
 	}
 	defer rows.Close()
-	var out []*Run
+	var out []*chain.Run
 	for rows.Next() {
 		r, err := scanRun(rows)
 		if err != nil {
@@ -353,7 +503,41 @@ func (j *Journal) List(ctx context.Context, statuses []string, limit int) ([]*Ru
 		}
 		out = append(out, r)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("journal: list: %w", err)
+	}
+	return out, nil
+}
+
+// Writable checks that the journal can take a write now (the daemon's readiness): it opens a
+// write transaction and rolls it back, writing nothing.
+func (j *Journal) Writable(ctx context.Context) error {
+	tx, err := j.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("journal: not writable: %w", err)
+	}
+	return tx.Rollback()
+}
+
+// Stats are counts of what the journal holds, for metrics and readiness.
+type Stats struct {
+	Pending       int       // queued, running, failed or incomplete
+	OldestPending time.Time // zero when none
+}
+
+// Stats counts the pending runs and finds the oldest.
+func (j *Journal) Stats(ctx context.Context) (Stats, error) {
+	var s Stats
+	var oldest sql.NullInt64
+	err := j.db.QueryRowContext(ctx, `SELECT COUNT(*), MIN(created_at) FROM requests WHERE status IN (?, ?, ?, ?) AND archived = 0`,
+		chain.StatusQueued, chain.StatusRunning, chain.StatusFailed, chain.StatusIncomplete).Scan(&s.Pending, &oldest)
+	if err != nil {
+		return s, fmt.Errorf("journal: stats: %w", err)
+	}
+	if oldest.Valid {
+		s.OldestPending = time.UnixMilli(oldest.Int64).UTC()
+	}
+	return s, nil
 }
 
 // MemoGet reads a remembered value (contact → ticket, created properties, list ids…).
@@ -390,18 +574,20 @@ func (m Memo) Get(ctx context.Context, key string) (string, bool, error) {
 // Put remembers a value.
 func (m Memo) Put(ctx context.Context, key, value string) error { return m.J.MemoPut(ctx, key, value) }
 
-const selectRun = `SELECT id, key, hash, email, status, request, response, attempts, last_error, created_at, updated_at, expires_at, archived FROM requests`
+const selectRun = `SELECT id, key, hash, email, status, request, response, attempts, last_error, failure, ticket_id,
+	created_at, updated_at, expires_at, owner, lease_until, archived FROM requests`
 
 type scanner interface{ Scan(...any) error }
 
-func scanRun(s scanner) (*Run, error) {
-	var r Run
-	var req string
+func scanRun(s scanner) (*chain.Run, error) {
+	var r chain.Run
+	var req, failure string
 	var resp sql.NullString
-	var c, u, e int64
-	err := s.Scan(&r.ID, &r.Key, &r.Hash, &r.Email, &r.Status, &req, &resp, &r.Attempts, &r.LastError, &c, &u, &e, &r.Archived)
+	var c, u, e, l int64
+	err := s.Scan(&r.ID, &r.Key, &r.Hash, &r.Email, &r.Status, &req, &resp, &r.Attempts, &r.LastError, &failure, &r.TicketID,
+		&c, &u, &e, &r.Owner, &l, &r.Archived)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNotFound
+		return nil, chain.ErrRunNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("journal: read run: %w", err)
@@ -410,7 +596,11 @@ func scanRun(s scanner) (*Run, error) {
 	if resp.Valid {
 		r.Response = json.RawMessage(resp.String)
 	}
+	r.Failure = chain.Failure(failure)
 	r.CreatedAt, r.UpdatedAt, r.ExpiresAt = time.UnixMilli(c).UTC(), time.UnixMilli(u).UTC(), time.UnixMilli(e).UTC()
+	if l > 0 {
+		r.LeaseUntil = time.UnixMilli(l).UTC()
+	}
 	r.Steps = map[string]json.RawMessage{}
 	return &r, nil
 }

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/figurative/figsupport/internal/chain"
 	"github.com/figurative/figsupport/internal/sqlite"
 )
 
@@ -58,6 +59,7 @@ func open(t *testing.T, dir string) *Journal {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { j.Close() })
 	return j
 }
 
@@ -77,9 +79,15 @@ type req struct {
 
 const ttl = 24 * time.Hour
 
-func (e *env) begin(t *testing.T, key, hash string, force bool) *Run {
+// nr is the NewRun of a test request with that key and hash.
+func nr(key, hash string) chain.NewRun {
+	body, _ := json.Marshal(req{"a@example.com", "bonjour"})
+	return chain.NewRun{Key: key, Hash: hash, Email: "a@example.com", Request: body, TTL: ttl}
+}
+
+func (e *env) begin(t *testing.T, key, hash string, force bool) *chain.Run {
 	t.Helper()
-	run, err := e.j.Begin(context.Background(), key, hash, "a@example.com", req{"a@example.com", "bonjour"}, ttl, force)
+	run, err := e.j.Begin(context.Background(), nr(key, hash), force)
 	if err != nil {
 		t.Fatalf("Begin(%s): %v", key, err)
 	}
@@ -92,7 +100,7 @@ func TestBegin(t *testing.T) {
 	t.Run("new run", func(t *testing.T) {
 		e := newEnv(t)
 		run := e.begin(t, "k1", "h1", false)
-		if run.Attempts != 1 || run.Status != StatusRunning || run.Replay || run.ID == 0 {
+		if run.Attempts != 1 || run.Status != chain.StatusRunning || run.Replay || run.ID == 0 {
 			t.Errorf("got %+v", run)
 		}
 		if run.Key != "k1" || run.Hash != "h1" || run.Email != "a@example.com" || len(run.Steps) != 0 {
@@ -109,7 +117,7 @@ func TestBegin(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.ID != run.ID || got.Status != StatusRunning || got.Attempts != 1 || string(got.Request) != string(run.Request) ||
+		if got.ID != run.ID || got.Status != chain.StatusRunning || got.Attempts != 1 || string(got.Request) != string(run.Request) ||
 			!got.CreatedAt.Equal(t0) || !got.ExpiresAt.Equal(t0.Add(ttl)) {
 			t.Errorf("stored %+v", got)
 		}
@@ -124,13 +132,13 @@ func TestBegin(t *testing.T) {
 		if err := e.j.SaveStep(ctx, run, "contact", map[string]string{"id": "c-1"}); err != nil {
 			t.Fatal(err)
 		}
-		if err := e.j.Finish(ctx, run, StatusFailed, nil, "hubspot: 503"); err != nil {
+		if err := e.j.Finish(ctx, run, chain.Outcome{Status: chain.StatusFailed, Response: nil, Error: "hubspot: 503"}); err != nil {
 			t.Fatal(err)
 		}
 		e.clk.advance(time.Minute)
 
 		again := e.begin(t, "k1", "h1", false)
-		if again.ID != run.ID || again.Attempts != 2 || again.Status != StatusRunning || again.Replay {
+		if again.ID != run.ID || again.Attempts != 2 || again.Status != chain.StatusRunning || again.Replay {
 			t.Fatalf("got %+v", again)
 		}
 		if again.LastError != "hubspot: 503" {
@@ -156,7 +164,7 @@ func TestBegin(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if stored.Attempts != 3 || stored.Status != StatusRunning || len(stored.Steps) != 2 || !stored.UpdatedAt.Equal(t0.Add(time.Minute)) {
+		if stored.Attempts != 3 || stored.Status != chain.StatusRunning || len(stored.Steps) != 2 || !stored.UpdatedAt.Equal(t0.Add(time.Minute)) {
 			t.Errorf("stored %+v", stored)
 		}
 	})
@@ -164,11 +172,11 @@ func TestBegin(t *testing.T) {
 	t.Run("incomplete run resumes rather than replays", func(t *testing.T) {
 		e := newEnv(t)
 		run := e.begin(t, "k1", "h1", false)
-		if err := e.j.Finish(ctx, run, StatusIncomplete, map[string]string{"status": "incomplete"}, "subtask: 500"); err != nil {
+		if err := e.j.Finish(ctx, run, chain.Outcome{Status: chain.StatusIncomplete, Response: map[string]string{"status": "incomplete"}, Error: "subtask: 500"}); err != nil {
 			t.Fatal(err)
 		}
 		again := e.begin(t, "k1", "h1", false)
-		if again.Replay || again.Attempts != 2 || again.Status != StatusRunning {
+		if again.Replay || again.Attempts != 2 || again.Status != chain.StatusRunning {
 			t.Errorf("got %+v", again)
 		}
 	})
@@ -180,15 +188,15 @@ func TestBegin(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp := map[string]any{"status": "created", "ticket_id": "t-9"}
-		if err := e.j.Finish(ctx, run, StatusDone, resp, ""); err != nil {
+		if err := e.j.Finish(ctx, run, chain.Outcome{Status: chain.StatusDone, Response: resp, Error: ""}); err != nil {
 			t.Fatal(err)
 		}
-		if run.Status != StatusDone || string(run.Response) != `{"status":"created","ticket_id":"t-9"}` {
+		if run.Status != chain.StatusDone || string(run.Response) != `{"status":"created","ticket_id":"t-9"}` {
 			t.Errorf("in-memory run not updated: %+v", run)
 		}
 		e.clk.advance(ttl - time.Millisecond)
 		again := e.begin(t, "k1", "h1", false)
-		if !again.Replay || again.ID != run.ID || again.Status != StatusDone || again.Attempts != 1 {
+		if !again.Replay || again.ID != run.ID || again.Status != chain.StatusDone || again.Attempts != 1 {
 			t.Fatalf("got %+v", again)
 		}
 		var got map[string]any
@@ -200,19 +208,19 @@ func TestBegin(t *testing.T) {
 	t.Run("same key different payload conflicts", func(t *testing.T) {
 		e := newEnv(t)
 		run := e.begin(t, "k1", "h1", false)
-		_, err := e.j.Begin(ctx, "k1", "h2", "a@example.com", req{}, ttl, false)
-		if !errors.Is(err, ErrConflict) {
-			t.Fatalf("unfinished: err = %v, want ErrConflict", err)
+		_, err := e.j.Begin(ctx, nr("k1", "h2"), false)
+		if !errors.Is(err, chain.ErrConflict) {
+			t.Fatalf("unfinished: err = %v, want chain.ErrConflict", err)
 		}
-		if err := e.j.Finish(ctx, run, StatusDone, map[string]string{}, ""); err != nil {
+		if err := e.j.Finish(ctx, run, chain.Outcome{Status: chain.StatusDone, Response: map[string]string{}, Error: ""}); err != nil {
 			t.Fatal(err)
 		}
-		_, err = e.j.Begin(ctx, "k1", "h2", "a@example.com", req{}, ttl, false)
-		if !errors.Is(err, ErrConflict) {
-			t.Fatalf("finished: err = %v, want ErrConflict", err)
+		_, err = e.j.Begin(ctx, nr("k1", "h2"), false)
+		if !errors.Is(err, chain.ErrConflict) {
+			t.Fatalf("finished: err = %v, want chain.ErrConflict", err)
 		}
 		stored, err := e.j.Get(ctx, "k1")
-		if err != nil || stored.Hash != "h1" || stored.Attempts != 1 || stored.Status != StatusDone {
+		if err != nil || stored.Hash != "h1" || stored.Attempts != 1 || stored.Status != chain.StatusDone {
 			t.Errorf("a conflict touched the run: %+v %v", stored, err)
 		}
 	})
@@ -223,7 +231,7 @@ func TestBegin(t *testing.T) {
 		if err := e.j.SaveStep(ctx, old, "ticket", map[string]string{"id": "t-1"}); err != nil {
 			t.Fatal(err)
 		}
-		if err := e.j.Finish(ctx, old, StatusDone, map[string]string{"ticket_id": "t-1"}, ""); err != nil {
+		if err := e.j.Finish(ctx, old, chain.Outcome{Status: chain.StatusDone, Response: map[string]string{"ticket_id": "t-1"}, Error: ""}); err != nil {
 			t.Fatal(err)
 		}
 		e.clk.advance(ttl)
@@ -235,7 +243,7 @@ func TestBegin(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if archived.ID != old.ID || archived.Status != StatusDone || string(archived.Response) != `{"ticket_id":"t-1"}` || len(archived.Steps) != 1 {
+		if archived.ID != old.ID || archived.Status != chain.StatusDone || string(archived.Response) != `{"ticket_id":"t-1"}` || len(archived.Steps) != 1 {
 			t.Errorf("archived %+v", archived)
 		}
 		current, err := e.j.Get(ctx, "k1")
@@ -247,7 +255,7 @@ func TestBegin(t *testing.T) {
 	t.Run("expired key with another payload is a new run, not a conflict", func(t *testing.T) {
 		e := newEnv(t)
 		done := e.begin(t, "k1", "h1", false)
-		if err := e.j.Finish(ctx, done, StatusDone, map[string]string{}, ""); err != nil {
+		if err := e.j.Finish(ctx, done, chain.Outcome{Status: chain.StatusDone, Response: map[string]string{}, Error: ""}); err != nil {
 			t.Fatal(err)
 		}
 		e.clk.advance(ttl + time.Hour)
@@ -263,7 +271,7 @@ func TestBegin(t *testing.T) {
 		if err := e.j.SaveStep(ctx, old, "ticket", map[string]string{"id": "t-1"}); err != nil {
 			t.Fatal(err)
 		}
-		if err := e.j.Finish(ctx, old, StatusIncomplete, nil, "notify: 451"); err != nil {
+		if err := e.j.Finish(ctx, old, chain.Outcome{Status: chain.StatusIncomplete, Response: nil, Error: "notify: 451"}); err != nil {
 			t.Fatal(err)
 		}
 		e.clk.advance(10 * ttl)
@@ -289,7 +297,7 @@ func TestBegin(t *testing.T) {
 	t.Run("force starts a new run and archives the old", func(t *testing.T) {
 		e := newEnv(t)
 		old := e.begin(t, "k1", "h1", false)
-		if err := e.j.Finish(ctx, old, StatusDone, map[string]string{"ticket_id": "t-1"}, ""); err != nil {
+		if err := e.j.Finish(ctx, old, chain.Outcome{Status: chain.StatusDone, Response: map[string]string{"ticket_id": "t-1"}, Error: ""}); err != nil {
 			t.Fatal(err)
 		}
 		fresh := e.begin(t, "k1", "h2", true)
@@ -297,7 +305,7 @@ func TestBegin(t *testing.T) {
 			t.Fatalf("got %+v", fresh)
 		}
 		archived, err := e.j.Get(ctx, fmt.Sprint(old.ID))
-		if err != nil || archived.ID != old.ID || archived.Status != StatusDone {
+		if err != nil || archived.ID != old.ID || archived.Status != chain.StatusDone {
 			t.Errorf("archived %+v, %v", archived, err)
 		}
 		// Forcing again archives the second run too; both stay readable.
@@ -317,11 +325,11 @@ func TestBegin(t *testing.T) {
 	t.Run("concurrent begins of one key make one run", func(t *testing.T) {
 		e := newEnv(t)
 		const n = 8
-		ids := make(chan *Run, n)
+		ids := make(chan *chain.Run, n)
 		var wg sync.WaitGroup
 		for range n {
 			wg.Go(func() {
-				run, err := e.j.Begin(ctx, "k1", "h1", "a@example.com", req{}, ttl, false)
+				run, err := e.j.Begin(ctx, nr("k1", "h1"), false)
 				if err != nil {
 					t.Error(err)
 					return
@@ -345,15 +353,6 @@ func TestBegin(t *testing.T) {
 		}
 	})
 
-	t.Run("request that cannot be encoded", func(t *testing.T) {
-		e := newEnv(t)
-		if _, err := e.j.Begin(ctx, "k1", "h1", "a@example.com", make(chan int), ttl, false); err == nil {
-			t.Fatal("no error")
-		}
-		if _, err := e.j.Get(ctx, "k1"); !errors.Is(err, ErrNotFound) {
-			t.Errorf("something was recorded: %v", err)
-		}
-	})
 }
 
 func TestSaveStepAndFinish(t *testing.T) {
@@ -377,7 +376,8 @@ func TestSaveStepAndFinish(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(stored.Steps["upload"]) != `["a","b"]` || len(stored.Steps) != 1 || !stored.UpdatedAt.Equal(t0.Add(time.Second)) {
+	// A step is one write to the steps table: the run's row (updated_at) is left alone.
+	if string(stored.Steps["upload"]) != `["a","b"]` || len(stored.Steps) != 1 || !stored.UpdatedAt.Equal(t0) {
 		t.Errorf("stored %+v steps %s", stored, stored.Steps["upload"])
 	}
 	var n int
@@ -385,18 +385,18 @@ func TestSaveStepAndFinish(t *testing.T) {
 		t.Error("decoding a step into the wrong type did not fail")
 	}
 
-	if err := e.j.Finish(ctx, run, StatusDone, map[string]string{"ticket_id": "t-1"}, ""); err != nil {
+	if err := e.j.Finish(ctx, run, chain.Outcome{Status: chain.StatusDone, Response: map[string]string{"ticket_id": "t-1"}, Error: ""}); err != nil {
 		t.Fatal(err)
 	}
 	// A later Finish without a response keeps the one recorded.
-	if err := e.j.Finish(ctx, run, StatusIncomplete, nil, "notify: smtp 421"); err != nil {
+	if err := e.j.Finish(ctx, run, chain.Outcome{Status: chain.StatusIncomplete, Response: nil, Error: "notify: smtp 421"}); err != nil {
 		t.Fatal(err)
 	}
 	stored, err = e.j.Get(ctx, "k1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if stored.Status != StatusIncomplete || stored.LastError != "notify: smtp 421" || string(stored.Response) != `{"ticket_id":"t-1"}` {
+	if stored.Status != chain.StatusIncomplete || stored.LastError != "notify: smtp 421" || string(stored.Response) != `{"ticket_id":"t-1"}` {
 		t.Errorf("stored %+v", stored)
 	}
 }
@@ -437,8 +437,8 @@ func TestGet(t *testing.T) {
 	for _, missing := range []string{"nope", "99", "", "ALPHA"} {
 		t.Run("missing "+missing, func(t *testing.T) {
 			_, err := e.j.Get(ctx, missing)
-			if !errors.Is(err, ErrNotFound) {
-				t.Errorf("Get(%q) err = %v, want ErrNotFound", missing, err)
+			if !errors.Is(err, chain.ErrRunNotFound) {
+				t.Errorf("Get(%q) err = %v, want ErrRunNotFound", missing, err)
 			}
 		})
 	}
@@ -447,16 +447,16 @@ func TestGet(t *testing.T) {
 func TestList(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
-	statuses := []string{StatusDone, StatusFailed, StatusRunning, StatusIncomplete, StatusFailed, StatusDone}
+	statuses := []string{chain.StatusDone, chain.StatusFailed, chain.StatusRunning, chain.StatusIncomplete, chain.StatusFailed, chain.StatusDone}
 	for i, s := range statuses {
 		run := e.begin(t, fmt.Sprintf("k%d", i), "h", false)
-		if s != StatusRunning {
-			if err := e.j.Finish(ctx, run, s, nil, ""); err != nil {
+		if s != chain.StatusRunning {
+			if err := e.j.Finish(ctx, run, chain.Outcome{Status: s, Response: nil, Error: ""}); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	keys := func(runs []*Run) []string {
+	keys := func(runs []*chain.Run) []string {
 		var out []string
 		for _, r := range runs {
 			out = append(out, r.Key)
@@ -471,11 +471,11 @@ func TestList(t *testing.T) {
 	}{
 		{"all newest first", nil, 100, []string{"k5", "k4", "k3", "k2", "k1", "k0"}},
 		{"limit", nil, 2, []string{"k5", "k4"}},
-		{"failed", []string{StatusFailed}, 100, []string{"k4", "k1"}},
-		{"failed or incomplete", []string{StatusFailed, StatusIncomplete}, 100, []string{"k4", "k3", "k1"}},
-		{"running", []string{StatusRunning}, 100, []string{"k2"}},
+		{"failed", []string{chain.StatusFailed}, 100, []string{"k4", "k1"}},
+		{"failed or incomplete", []string{chain.StatusFailed, chain.StatusIncomplete}, 100, []string{"k4", "k3", "k1"}},
+		{"running", []string{chain.StatusRunning}, 100, []string{"k2"}},
 		{"unknown status", []string{"bogus"}, 100, nil},
-		{"done limited", []string{StatusDone}, 1, []string{"k5"}},
+		{"done limited", []string{chain.StatusDone}, 1, []string{"k5"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -534,7 +534,7 @@ func TestReopen(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		run, err := j.Begin(ctx, "k1", "h1", "a@example.com", req{}, ttl, false)
+		run, err := j.Begin(ctx, nr("k1", "h1"), false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -544,10 +544,13 @@ func TestReopen(t *testing.T) {
 		if err := j.MemoPut(ctx, "m", "v"); err != nil {
 			t.Fatal(err)
 		}
+		if err := j.Close(); err != nil {
+			t.Fatal(err)
+		}
 		db.Close()
 	}
 	j := open(t, dir) // migrations run again and must be a no-op
-	run, err := j.Begin(ctx, "k1", "h1", "a@example.com", req{}, ttl, false)
+	run, err := j.Begin(ctx, nr("k1", "h1"), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -855,30 +858,29 @@ func TestLockHelperProcess(t *testing.T) {
 func TestRecordThenBegin(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
-	r := req{"a@example.com", "bonjour"}
-	if err := e.j.Record(ctx, "k1", "h1", "a@example.com", r, ttl); err != nil {
+	if _, err := e.j.Record(ctx, nr("k1", "h1")); err != nil {
 		t.Fatal(err)
 	}
 	queued, err := e.j.Get(ctx, "k1")
-	if err != nil || queued.Status != StatusQueued || queued.Attempts != 0 {
+	if err != nil || queued.Status != chain.StatusQueued || queued.Attempts != 0 {
 		t.Fatalf("after Record: %+v, %v; want queued with no attempt", queued, err)
 	}
 	// Recording again, even with another payload, leaves the run alone: Begin decides.
-	if err := e.j.Record(ctx, "k1", "h2", "a@example.com", r, ttl); err != nil {
+	if _, err := e.j.Record(ctx, nr("k1", "h2")); err != nil {
 		t.Fatal(err)
 	}
 	run := e.begin(t, "k1", "h1", false)
-	if run.ID != queued.ID || run.Attempts != 1 || run.Status != StatusRunning || run.Replay {
+	if run.ID != queued.ID || run.Attempts != 1 || run.Status != chain.StatusRunning || run.Replay {
 		t.Fatalf("Begin after Record = %+v, want the queued run's first attempt", run)
 	}
-	if _, err := e.j.Begin(ctx, "k1", "h2", "a@example.com", r, ttl, false); !errors.Is(err, ErrConflict) {
-		t.Fatalf("other payload: %v, want ErrConflict", err)
+	if _, err := e.j.Begin(ctx, nr("k1", "h2"), false); !errors.Is(err, chain.ErrConflict) {
+		t.Fatalf("other payload: %v, want chain.ErrConflict", err)
 	}
-	if err := e.j.Finish(ctx, run, StatusDone, map[string]string{"ticket_id": "1"}, ""); err != nil {
+	if err := e.j.Finish(ctx, run, chain.Outcome{Status: chain.StatusDone, Response: map[string]string{"ticket_id": "1"}, Error: ""}); err != nil {
 		t.Fatal(err)
 	}
 	// A done key: Record writes nothing, Begin replays.
-	if err := e.j.Record(ctx, "k1", "h1", "a@example.com", r, ttl); err != nil {
+	if _, err := e.j.Record(ctx, nr("k1", "h1")); err != nil {
 		t.Fatal(err)
 	}
 	if again := e.begin(t, "k1", "h1", false); !again.Replay {
@@ -886,5 +888,205 @@ func TestRecordThenBegin(t *testing.T) {
 	}
 	if runs, _ := e.j.List(ctx, nil, 10); len(runs) != 1 {
 		t.Fatalf("%d runs, want 1", len(runs))
+	}
+}
+
+// die stops j as a killed process would: no more renewals, its owner lock released by the
+// kernel, nothing written to the database.
+func die(j *Journal) {
+	close(j.stop)
+	<-j.done
+	j.ownerFL.release()
+}
+
+func TestOwnership(t *testing.T) {
+	ctx := context.Background()
+
+	t.Run("a run held by a live process is in flight elsewhere", func(t *testing.T) {
+		e := newEnv(t)
+		other := open(t, e.dir)
+		other.SetClock(e.clk.now)
+		run, err := other.Begin(ctx, nr("k1", "h1"), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !e.j.Held(run) || other.Held(run) {
+			t.Fatalf("Held: by another %v, by its owner %v", e.j.Held(run), other.Held(run))
+		}
+		if _, err := e.j.Begin(ctx, nr("k1", "h1"), false); !errors.Is(err, chain.ErrInFlight) {
+			t.Fatalf("Begin of a held run: %v, want ErrInFlight", err)
+		}
+	})
+
+	t.Run("a run left by a dead process is taken over at once", func(t *testing.T) {
+		e := newEnv(t)
+		other := open(t, e.dir)
+		other.SetClock(e.clk.now)
+		run, err := other.Begin(ctx, nr("k1", "h1"), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := other.SaveStep(ctx, run, "upload", "x"); err != nil {
+			t.Fatal(err)
+		}
+		die(other)
+		stored, err := e.j.Get(ctx, "k1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.j.Held(stored) {
+			t.Fatal("a dead owner's run is still held")
+		}
+		again, err := e.j.Begin(ctx, nr("k1", "h1"), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again.Attempts != 2 || again.Owner != e.j.Owner() || string(again.Steps["upload"]) != `"x"` {
+			t.Fatalf("taken over: %+v", again)
+		}
+		if _, err := os.Stat(filepath.Join(e.locks, ownerFile(other.Owner()))); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the dead owner's lock file is left: %v", err)
+		}
+	})
+
+	t.Run("an expired lease frees the run even if its owner lives", func(t *testing.T) {
+		e := newEnv(t)
+		other := open(t, e.dir)
+		other.SetClock(e.clk.now)
+		other.SetLease(time.Minute)
+		if _, err := other.Begin(ctx, nr("k1", "h1"), false); err != nil {
+			t.Fatal(err)
+		}
+		e.clk.advance(time.Minute)
+		stored, err := e.j.Get(ctx, "k1")
+		if err != nil || e.j.Held(stored) {
+			t.Fatalf("Held after the lease = %v, %v", stored, err)
+		}
+	})
+
+	t.Run("the owner renews its leases while it lives", func(t *testing.T) {
+		e := newEnv(t)
+		db, err := sqlite.Open(filepath.Join(e.dir, "figsupport.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		other, err := Open(ctx, db, e.locks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		other.Close() // stop the default renewer: restart it with a short lease
+		other, err = Open(ctx, db, e.locks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { other.Close() })
+		run, err := other.Record(ctx, nr("k1", "h1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := run.LeaseUntil
+		other.SetLease(300 * time.Millisecond) // the running renewer keeps its period; the lease it writes is new
+		waitFor(t, "a renewal", func() bool {
+			r, err := e.j.Get(ctx, "k1")
+			return err == nil && !r.LeaseUntil.Equal(first)
+		})
+	})
+
+	t.Run("close hands unfinished runs back", func(t *testing.T) {
+		e := newEnv(t)
+		other := open(t, e.dir)
+		if _, err := other.Record(ctx, nr("k1", "h1")); err != nil {
+			t.Fatal(err)
+		}
+		if err := other.Close(); err != nil {
+			t.Fatal(err)
+		}
+		stored, err := e.j.Get(ctx, "k1")
+		if err != nil || stored.Owner != "" || stored.Status != chain.StatusQueued || e.j.Held(stored) {
+			t.Fatalf("after Close: %+v %v", stored, err)
+		}
+	})
+
+	t.Run("finish releases the run", func(t *testing.T) {
+		e := newEnv(t)
+		run := e.begin(t, "k1", "h1", false)
+		if err := e.j.Finish(ctx, run, chain.Outcome{Status: chain.StatusFailed, Error: "x", Failure: chain.FailureUnavailable}); err != nil {
+			t.Fatal(err)
+		}
+		stored, err := e.j.Get(ctx, "k1")
+		if err != nil || stored.Owner != "" || !stored.LeaseUntil.IsZero() || stored.Failure != chain.FailureUnavailable {
+			t.Fatalf("after Finish: %+v %v", stored, err)
+		}
+	})
+}
+
+func TestLockFilesAreRemoved(t *testing.T) {
+	e := newEnv(t)
+	for _, name := range []string{"a@example.com", "b@example.com", "c@example.com"} {
+		unlock, err := e.j.Lock(context.Background(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		unlock()
+	}
+	entries, err := os.ReadDir(e.locks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, de := range entries {
+		if !strings.HasPrefix(de.Name(), "owner-") {
+			t.Errorf("lock file left behind: %s", de.Name())
+		}
+	}
+}
+
+func TestTicketRunsAndPending(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	a := e.begin(t, "a", "h", false)
+	b := e.begin(t, "b", "h", false)
+	c := e.begin(t, "c", "h", false)
+	if _, err := e.j.Record(ctx, nr("d", "h")); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*chain.Run{a, c} {
+		if err := e.j.SetTicket(ctx, r, "thread", map[string]string{"id": "7"}, "7"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.j.SetTicket(ctx, b, "thread", map[string]string{"id": "8"}, "8"); err != nil {
+		t.Fatal(err)
+	}
+	if a.TicketID != "7" {
+		t.Errorf("in-memory ticket = %q", a.TicketID)
+	}
+	if err := e.j.Finish(ctx, c, chain.Outcome{Status: chain.StatusDone, Response: map[string]string{}}); err != nil {
+		t.Fatal(err)
+	}
+	runs, err := e.j.TicketRuns(ctx, "7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != 2 || runs[0].Key != "a" || runs[1].Key != "c" || string(runs[1].Steps["thread"]) != `{"id":"7"}` {
+		t.Fatalf("TicketRuns(7) = %v", runs)
+	}
+	pending, err := e.j.Pending(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, r := range pending {
+		keys = append(keys, r.Key)
+	}
+	if fmt.Sprint(keys) != "[a b d]" {
+		t.Errorf("Pending = %v, want [a b d] (oldest first, finished left out)", keys)
+	}
+	st, err := e.j.Stats(ctx)
+	if err != nil || st.Pending != 3 || !st.OldestPending.Equal(t0) {
+		t.Errorf("Stats = %+v, %v", st, err)
+	}
+	if err := e.j.Writable(ctx); err != nil {
+		t.Errorf("Writable: %v", err)
 	}
 }

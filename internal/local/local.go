@@ -182,14 +182,11 @@ func (s *Store) CreateTicket(ctx context.Context, in chain.TicketInput) (chain.T
 		at = s.now()
 	}
 	if !in.MayExistSince.IsZero() {
-		var id int64
-		err := s.db.QueryRowContext(ctx, `SELECT id FROM tickets WHERE contact_id = ? AND subject = ? AND content = ? AND created_at >= ?
-			ORDER BY id DESC LIMIT 1`, in.ContactID, in.Subject, in.Content, in.MayExistSince.UnixMilli()).Scan(&id)
-		if err == nil {
-			return s.GetTicket(ctx, strconv.FormatInt(id, 10))
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return chain.Ticket{}, fmt.Errorf("local: find ticket: %w", err)
+		if t, err := s.FindCreatedTicket(ctx, in); err != nil || t != nil {
+			if t == nil {
+				return chain.Ticket{}, err
+			}
+			return *t, nil
 		}
 	}
 	res, err := s.db.ExecContext(ctx, `INSERT INTO tickets(contact_id, subject, content, classification, pipeline, stage, fichiers_urls, created_at, last_activity)
@@ -200,6 +197,25 @@ func (s *Store) CreateTicket(ctx context.Context, in chain.TicketInput) (chain.T
 	}
 	id, _ := res.LastInsertId()
 	return s.GetTicket(ctx, strconv.FormatInt(id, 10))
+}
+
+// FindCreatedTicket looks for a ticket of the same contact, subject and content created since
+// in.MayExistSince: an earlier attempt's.
+func (s *Store) FindCreatedTicket(ctx context.Context, in chain.TicketInput) (*chain.Ticket, error) {
+	var id int64
+	err := s.db.QueryRowContext(ctx, `SELECT id FROM tickets WHERE contact_id = ? AND subject = ? AND content = ? AND created_at >= ?
+		ORDER BY id DESC LIMIT 1`, in.ContactID, in.Subject, in.Content, in.MayExistSince.UnixMilli()).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("local: find ticket: %w", err)
+	}
+	t, err := s.GetTicket(ctx, strconv.FormatInt(id, 10))
+	if err != nil {
+		return nil, err
+	}
+	return &t, nil
 }
 
 // UpdateTicket records a follow-up: its file URLs appended. (The embedded CRM measures activity

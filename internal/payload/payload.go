@@ -115,6 +115,8 @@ type Response struct {
 	Files          []StoredFile `json:"files"`
 	Replayed       bool         `json:"replayed"`
 	Warnings       []string     `json:"warnings"`
+	// Reason says why a skipped message was left alone (loop protection); "" otherwise.
+	Reason string `json:"reason"`
 }
 
 // Response statuses.

@@ -18,6 +18,7 @@ import (
 	"github.com/figurative/figsupport/internal/chain"
 	"github.com/figurative/figsupport/internal/chain/chaintest"
 	"github.com/figurative/figsupport/internal/payload"
+	"github.com/figurative/figsupport/internal/worker"
 )
 
 var t0 = time.Date(2026, 1, 5, 10, 0, 0, 0, time.UTC)
@@ -80,32 +81,71 @@ type env struct {
 	clk   *clock
 	spool string
 	logs  *syncBuffer
-	hs    *chaintest.Harness // the real chain, when no Processor was given
+	hs    *chaintest.Harness // the real chain and journal: requests are always recorded there
+	pool  *worker.Pool
 }
 
-// newEnv builds a server on p (nil: a real chain on a temporary data dir) with a fixed clock.
+// Processor is what the pool runs: the real chain, or a test's function.
+type Processor = worker.Processor
+
+// newEnv builds a server recording requests in a real journal, whose pool runs them on p (nil:
+// the real chain on a temporary data dir), with a fixed clock.
 func newEnv(t *testing.T, p Processor, mut func(*Config)) *env {
 	t.Helper()
 	e := &env{clk: &clock{t: t0}, spool: t.TempDir(), logs: &syncBuffer{}}
-	cfg := Config{SpoolDir: e.spool, Now: e.clk.Now, Log: slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg := Config{SpoolDir: e.spool, Now: e.clk.Now, Log: log}
 	if mut != nil {
 		mut(&cfg)
 	}
+	e.hs = chaintest.New(t, chaintest.Options{Now: e.clk.Now})
 	if p == nil {
-		e.hs = chaintest.New(t, chaintest.Options{Now: e.clk.Now})
 		p = e.hs.Chain
 	}
-	srv, err := New(cfg, p)
+	e.pool = worker.New(p, e.hs.Journal, worker.Config{SweepEvery: -1, Log: log, Done: func(o worker.Outcome) {
+		if err := CleanSpool(cfg.SpoolDir, o.Request, o.Response, o.Err); err != nil {
+			t.Error(err)
+		}
+	}})
+	e.pool.Start()
+	srv, err := New(cfg, e.hs.Chain, testQueue{e.pool}, e.hs.Journal)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.srv, e.h = srv, srv.Handler()
 	t.Cleanup(func() {
-		if err := srv.Wait(context.Background()); err != nil {
+		if err := e.pool.Shutdown(context.Background()); err != nil {
 			t.Error(err)
 		}
 	})
 	return e
+}
+
+// build is New with an intake, queue and journal that no request reaches (configuration tests).
+func build(cfg Config) (*Server, error) { return New(cfg, unused{}, unused{}, unused{}) }
+
+type unused struct{}
+
+func (unused) Accept(context.Context, *payload.Request) (*chain.Run, error) { panic("unused") }
+func (unused) Submit(*payload.Request) (Job, error)                         { panic("unused") }
+func (unused) Full() bool                                                   { panic("unused") }
+func (unused) Get(context.Context, string) (*chain.Run, error)              { panic("unused") }
+
+type testQueue struct{ p *worker.Pool }
+
+func (q testQueue) Submit(req *payload.Request) (Job, error) { return q.p.Submit(req) }
+func (q testQueue) Full() bool                               { return q.p.Full() }
+
+// drain waits until the pool has nothing waiting or running.
+func (e *env) drain(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for e.pool.Depth() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the pool did not drain")
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func (e *env) do(r *http.Request) *httptest.ResponseRecorder {

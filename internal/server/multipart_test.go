@@ -80,9 +80,7 @@ func TestMultipartTwoFiles(t *testing.T) {
 			if rec.Code != tt.want {
 				t.Fatalf("status %d, want %d: %s", rec.Code, tt.want, rec.Body)
 			}
-			if err := e.srv.Wait(context.Background()); err != nil {
-				t.Fatal(err)
-			}
+			e.drain(t)
 			req := rc.req
 			if req.UserEmail != "studio@example.com" || req.Source != "modelisation" || req.Objet != "Modélisation 3D" {
 				t.Errorf("request %+v", req)
@@ -156,9 +154,7 @@ func TestMultipartChain(t *testing.T) {
 			t.Fatalf("request_id reuse %d: status %d, want %d: %s", i, rec.Code, want, rec.Body)
 		}
 	}
-	if err := e.srv.Wait(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	e.drain(t)
 	if left := spoolEntries(t, e.spool); len(left) != 0 {
 		t.Errorf("spool after the conflict: %v", left)
 	}
@@ -271,9 +267,7 @@ func TestMultipartSigned(t *testing.T) {
 			if tt.want == 401 && rc.req != nil {
 				t.Error("the chain ran")
 			}
-			if err := e.srv.Wait(context.Background()); err != nil {
-				t.Fatal(err)
-			}
+			e.drain(t)
 			if left := spoolEntries(t, e.spool); len(left) != 0 {
 				t.Errorf("spool: %v", left)
 			}
@@ -330,7 +324,7 @@ func TestPruneIncoming(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := New(Config{SpoolDir: dir}, created); err != nil {
+	if _, err := build(Config{SpoolDir: dir}); err != nil {
 		t.Fatal(err)
 	}
 	if got := strings.Join(spoolEntries(t, dir), " "); got != ".incoming-new req-abc" {

@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,10 +20,37 @@ import (
 	"github.com/figurative/figsupport/internal/payload"
 )
 
-// Processor runs a request through the chain; *chain.Chain satisfies it.
-type Processor interface {
-	Process(ctx context.Context, req *payload.Request, ro chain.RunOptions) (*payload.Response, error)
+// Intake takes a request in: Accept records it in the journal (durably: no 2xx is sent before),
+// the queue has it processed. *chain.Chain accepts; *worker.Pool queues.
+type Intake interface {
+	Accept(ctx context.Context, req *payload.Request) (*chain.Run, error)
 }
+
+// Queue is the worker pool.
+type Queue interface {
+	Submit(req *payload.Request) (Job, error)
+	// Full reports that the backlog is at its limit: new requests are refused with 503.
+	Full() bool
+}
+
+// Job is a request in the queue.
+type Job interface {
+	Done() <-chan struct{}
+	Result() (*payload.Response, error)
+}
+
+// Runs reads the journal, for GET /requests/{id}.
+type Runs interface {
+	Get(ctx context.Context, key string) (*chain.Run, error)
+}
+
+// Modes of answering.
+const (
+	// ModeSync waits for the chain up to SyncTimeout and answers with its result (202 past it).
+	ModeSync = "sync"
+	// ModeAsync answers 202 as soon as the request is in the journal.
+	ModeAsync = "async"
+)
 
 // Defaults of Config.
 const (
@@ -48,6 +74,8 @@ type Config struct {
 	Limits payload.Limits
 	// MaxFileBytes caps each multipart file part; default 50 MiB.
 	MaxFileBytes int64
+	// Mode is ModeSync (default) or ModeAsync.
+	Mode string
 	// SyncTimeout is how long a request waits for the chain before the answer is 202 "queued" (the
 	// run goes on); default 25s.
 	SyncTimeout time.Duration
@@ -63,29 +91,36 @@ type Config struct {
 	// survive restarts (a retried request reads its files there): put it under the data dir, and
 	// give the same directory to objstore.Config.LocalRoot.
 	SpoolDir string
-	Log      *slog.Logger
-	Now      func() time.Time
+	// Ready, when set, says whether the journal is writable, for GET /readyz.
+	Ready func(ctx context.Context) error
+	Log   *slog.Logger
+	Now   func() time.Time
 }
 
 // Server serves the webhook. Create it with New.
 type Server struct {
-	cfg     Config
-	p       Processor
-	secret  []byte // decoded WebhookSecret; nil when not required
-	limiter *limiter
-	log     *slog.Logger
-	now     func() time.Time
-
-	ctx    context.Context // the server's lifetime: runs outlive the HTTP request that started them
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	active atomic.Int64
+	cfg      Config
+	intake   Intake
+	queue    Queue
+	runs     Runs
+	secret   []byte // decoded WebhookSecret; nil when not required
+	limiter  *limiter
+	log      *slog.Logger
+	now      func() time.Time
+	stopping atomic.Bool
 }
 
-// New checks cfg and returns a server running requests through p.
-func New(cfg Config, p Processor) (*Server, error) {
-	if p == nil {
-		return nil, errors.New("server: nil processor")
+// New checks cfg and returns a server that records requests through in and has q process them.
+func New(cfg Config, in Intake, q Queue, runs Runs) (*Server, error) {
+	if in == nil || q == nil || runs == nil {
+		return nil, errors.New("server: intake, queue and runs are required")
+	}
+	switch cfg.Mode {
+	case "":
+		cfg.Mode = ModeSync
+	case ModeSync, ModeAsync:
+	default:
+		return nil, &ConfigError{Field: "mode", Msg: fmt.Sprintf("want sync or async, got %q", cfg.Mode)}
 	}
 	cfg.Limits = withDefaultLimits(cfg.Limits)
 	if cfg.MaxFileBytes <= 0 {
@@ -107,29 +142,41 @@ func New(cfg Config, p Processor) (*Server, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.SpoolDir == "" {
-		return nil, errors.New("server: SpoolDir is required (multipart files are spooled there)")
+		return nil, &ConfigError{Field: "spool", Msg: "a spool directory is required (multipart files are spooled there)"}
 	}
 	abs, err := filepath.Abs(cfg.SpoolDir)
 	if err != nil {
-		return nil, fmt.Errorf("server: spool dir: %w", err)
+		return nil, &ConfigError{Field: "spool", Msg: err.Error()}
 	}
 	cfg.SpoolDir = abs
 	if err := os.MkdirAll(cfg.SpoolDir, 0o700); err != nil {
-		return nil, fmt.Errorf("server: spool dir: %w", err)
+		return nil, &ConfigError{Field: "spool", Msg: err.Error()}
 	}
 	pruneIncoming(cfg.SpoolDir, time.Now()) // the file system's clock, not cfg.Now
-	s := &Server{cfg: cfg, p: p, log: cfg.Log, now: cfg.Now}
+	s := &Server{cfg: cfg, intake: in, queue: q, runs: runs, log: cfg.Log, now: cfg.Now}
 	if cfg.WebhookSecret != "" {
 		if s.secret, err = parseSecret(cfg.WebhookSecret); err != nil {
-			return nil, err
+			return nil, &ConfigError{Field: "secret", Msg: err.Error()}
 		}
 	}
 	if cfg.RatePerIP > 0 {
 		s.limiter = newLimiter(cfg.RatePerIP, cfg.Burst)
 	}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
 }
+
+// ConfigError is a Config the server cannot work with; Field names which ("secret", "mode",
+// "spool").
+type ConfigError struct {
+	Field string
+	Msg   string
+}
+
+func (e *ConfigError) Error() string { return "server: " + e.Field + ": " + e.Msg }
+
+// Stop makes the server refuse new requests (503) and /readyz answer 503, before the listener
+// closes: a load balancer moves traffic elsewhere while runs in flight finish.
+func (s *Server) Stop() { s.stopping.Store(true) }
 
 func withDefaultLimits(l payload.Limits) payload.Limits {
 	d := payload.DefaultLimits
@@ -159,9 +206,13 @@ func (s *Server) Authenticated() bool { return s.secret != nil || s.cfg.BearerTo
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+WebhookPath, s.handleWebhook)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /requests/{id}", s.handleRequest)
+	ok := func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
+	}
+	mux.HandleFunc("GET /healthz", ok)
+	mux.HandleFunc("GET /livez", ok)
+	mux.HandleFunc("GET /readyz", s.handleReady)
 	mux.HandleFunc(WebhookPath, methodNotAllowed("POST"))
 	mux.HandleFunc("/healthz", methodNotAllowed("GET, HEAD"))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -175,32 +226,6 @@ func methodNotAllowed(allow string) http.HandlerFunc {
 		w.Header().Set("Allow", allow)
 		writeError(w, &apiError{Status: http.StatusMethodNotAllowed, Msg: "method not allowed; use " + allow})
 	}
-}
-
-// Wait blocks until every background chain run (those answered 202 "queued", and those whose client
-// hung up) has finished, or ctx ends. Call it after http.Server.Shutdown has returned. When ctx ends
-// first, Wait cancels the runs still going (the chain records where each stopped, and the retry
-// worker resumes them) and returns an error wrapping ctx.Err(); a second Wait with a short
-// deadline then waits for them to finish recording.
-func (s *Server) Wait(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		n := s.active.Load()
-		s.cancel()
-		return fmt.Errorf("server: %d chain run(s) still going, cancelled: %w", n, ctx.Err())
-	}
-}
-
-// HTTPServer is NewHTTPServer for this server's handler, its write timeout sized for SyncTimeout.
-func (s *Server) HTTPServer(addr string) *http.Server {
-	return newHTTPServer(addr, s.Handler(), s.cfg.SyncTimeout)
 }
 
 // Timeouts of the http.Server built by NewHTTPServer.
@@ -219,16 +244,12 @@ func NewHTTPServer(addr string, h http.Handler, syncTimeout time.Duration) *http
 	if syncTimeout <= 0 {
 		syncTimeout = DefaultSyncTimeout
 	}
-	return newHTTPServer(addr, h, syncTimeout)
-}
-
-func newHTTPServer(addr string, h http.Handler, sync time.Duration) *http.Server {
 	return &http.Server{
 		Addr:              addr,
 		Handler:           h,
 		ReadHeaderTimeout: ReadHeaderTimeout,
 		ReadTimeout:       ReadTimeout,
-		WriteTimeout:      ReadTimeout + sync + 30*time.Second,
+		WriteTimeout:      ReadTimeout + syncTimeout + 30*time.Second,
 		IdleTimeout:       IdleTimeout,
 		MaxHeaderBytes:    MaxHeaderBytes,
 	}

@@ -354,7 +354,8 @@ func TestProcessorOutcomes(t *testing.T) {
 		{"step failed: queued for retry", nil, stepErr, 202, payload.StatusQueued, "contact: hubspot: 503 Service Unavailable", ""},
 		{"conflict", nil, fmt.Errorf("begin: %w", chain.ErrConflict), 409, "", "", "request_id"},
 		{"invalid", nil, &payload.ValidationError{Field: "fichiers[0].url", Msg: "bad"}, 422, "", "", "fichiers[0].url"},
-		{"not recorded: send again", nil, errors.New("journal: database is locked"), 503, "", "", ""},
+		{"failed after it was recorded: queued", nil, errors.New("journal: database is locked"), 202, payload.StatusQueued, "journal: database is locked", ""},
+		{"input refused: 422", nil, &chain.StepError{Step: chain.StepUpload, Err: inputErr{}}, 422, "", "", "fichiers"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -407,9 +408,7 @@ func TestFailedRunIsKept(t *testing.T) {
 		resp.Message != "accepted; processing failed and will be retried" {
 		t.Fatalf("response %+v", resp)
 	}
-	if err := e.srv.Wait(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	e.drain(t)
 	e.hs.Files.Fail = nil
 	rec = e.do(post(body))
 	if rec.Code != 200 {
@@ -420,8 +419,8 @@ func TestFailedRunIsKept(t *testing.T) {
 	}
 }
 
-// TestSlowProcessorQueued: past SyncTimeout the answer is 202 queued, the run goes on, and Wait
-// returns once it finished.
+// TestSlowProcessorQueued: past SyncTimeout the answer is 202 queued, the run goes on, and the
+// pool's Shutdown returns once it finished.
 func TestSlowProcessorQueued(t *testing.T) {
 	started, release, finished := make(chan struct{}), make(chan struct{}), make(chan error, 1)
 	p := procFunc(func(ctx context.Context, req *payload.Request, _ chain.RunOptions) (*payload.Response, error) {
@@ -441,7 +440,7 @@ func TestSlowProcessorQueued(t *testing.T) {
 	}
 	<-started
 	waited := make(chan error, 1)
-	go func() { waited <- e.srv.Wait(context.Background()) }()
+	go func() { waited <- e.pool.Shutdown(context.Background()) }()
 	select {
 	case err := <-waited:
 		t.Fatalf("Wait returned (%v) while the run was going", err)
@@ -461,8 +460,8 @@ func TestSlowProcessorQueued(t *testing.T) {
 	}
 }
 
-// TestWaitDeadlineCancelsRuns: when Wait's context ends first, the runs are cancelled.
-func TestWaitDeadlineCancelsRuns(t *testing.T) {
+// TestShutdownDeadlineCancelsRuns: when Shutdown's context ends first, the runs are cancelled.
+func TestShutdownDeadlineCancelsRuns(t *testing.T) {
 	started := make(chan struct{})
 	p := procFunc(func(ctx context.Context, _ *payload.Request, _ chain.RunOptions) (*payload.Response, error) {
 		close(started)
@@ -476,10 +475,10 @@ func TestWaitDeadlineCancelsRuns(t *testing.T) {
 	<-started
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := e.srv.Wait(ctx); !errors.Is(err, context.Canceled) {
-		t.Fatalf("Wait: %v", err)
+	if err := e.pool.Shutdown(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Shutdown: %v", err)
 	}
-	if err := e.srv.Wait(context.Background()); err != nil {
+	if err := e.pool.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -504,9 +503,7 @@ func TestClientDisconnect(t *testing.T) {
 	hangUp()
 	<-handled // the handler gave up on the client...
 	close(release)
-	if err := e.srv.Wait(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	e.drain(t)
 	if err := <-finished; err != nil { // ...and the run went on with a live context
 		t.Fatalf("run context: %v", err)
 	}
@@ -577,14 +574,15 @@ func TestNew(t *testing.T) {
 		cfg     Config
 		wantErr string
 	}{
-		{"no spool", Config{}, "SpoolDir"},
+		{"no spool", Config{}, "spool directory is required"},
+		{"bad mode", Config{SpoolDir: t.TempDir(), Mode: "later"}, "want sync or async"},
 		{"secret not base64", Config{SpoolDir: t.TempDir(), WebhookSecret: "whsec_not*base64!"}, "webhook secret"},
 		{"secret too short", Config{SpoolDir: t.TempDir(), WebhookSecret: "whsec_c2hvcnQ="}, "at least 16"},
 		{"ok", Config{SpoolDir: t.TempDir(), WebhookSecret: testSecret}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := New(tt.cfg, created)
+			_, err := build(tt.cfg)
 			if tt.wantErr == "" {
 				if err != nil {
 					t.Fatal(err)
@@ -602,11 +600,11 @@ func TestNew(t *testing.T) {
 }
 
 func TestHTTPServer(t *testing.T) {
-	s, err := New(Config{SpoolDir: t.TempDir(), SyncTimeout: 10 * time.Second}, created)
+	s, err := build(Config{SpoolDir: t.TempDir(), SyncTimeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := s.HTTPServer("127.0.0.1:0")
+	hs := NewHTTPServer("127.0.0.1:0", s.Handler(), 10*time.Second)
 	if hs.ReadHeaderTimeout != 10*time.Second || hs.ReadTimeout != 2*time.Minute || hs.IdleTimeout != time.Minute ||
 		hs.MaxHeaderBytes != 64<<10 || hs.WriteTimeout != 2*time.Minute+40*time.Second {
 		t.Errorf("timeouts %+v", hs)
@@ -649,11 +647,43 @@ func TestSignWebhookVector(t *testing.T) {
 	}
 }
 
+// inputErr is a failure that says the request itself is at fault (a refused file URL).
+type inputErr struct{}
+
+func (inputErr) Error() string    { return "file \"a.glb\": address not allowed" }
+func (inputErr) InputError() bool { return true }
+
+// TestNotRecorded: a request the journal could not record is refused with 503: the sender must
+// send it again.
+func TestNotRecorded(t *testing.T) {
+	e := newEnv(t, created, nil)
+	srv, err := New(Config{SpoolDir: e.spool}, failingIntake{}, testQueue{e.pool}, e.hs.Journal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	srv.Handler().ServeHTTP(rec, post(bodyA))
+	if rec.Code != 503 || rec.Header().Get("Retry-After") == "" {
+		t.Fatalf("status %d, Retry-After %q: %s", rec.Code, rec.Header().Get("Retry-After"), rec.Body)
+	}
+	if e.pool.Depth() != 0 {
+		t.Error("a request that was not recorded was queued")
+	}
+}
+
+type failingIntake struct{}
+
+func (failingIntake) Accept(context.Context, *payload.Request) (*chain.Run, error) {
+	return nil, errors.New("journal: database is locked")
+}
+
+// TestProcessorPanic: the chain panicking is an error for that request (kept in the journal,
+// retried), not the daemon's end.
 func TestProcessorPanic(t *testing.T) {
 	p := procFunc(func(context.Context, *payload.Request, chain.RunOptions) (*payload.Response, error) { panic("boom") })
 	e := newEnv(t, p, nil)
 	rec := e.do(post(bodyA))
-	if rec.Code != 503 {
+	if rec.Code != 202 {
 		t.Fatalf("status %d: %s", rec.Code, rec.Body)
 	}
 	if !strings.Contains(e.logs.String(), "chain panicked") {
@@ -672,6 +702,7 @@ func TestConcurrentDuplicates(t *testing.T) {
 	created, tickets := 0, map[string]bool{}
 	for range n {
 		rec := <-codes
+		// Each duplicate is answered with the one run's result, marked replayed.
 		if rec.Code != 200 {
 			t.Fatalf("status %d: %s", rec.Code, rec.Body)
 		}

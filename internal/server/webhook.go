@@ -6,11 +6,11 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
+
+	"encoding/json"
 
 	"github.com/figurative/figsupport/internal/chain"
 	"github.com/figurative/figsupport/internal/payload"
@@ -171,109 +171,124 @@ func unquote(s string) string {
 	return s
 }
 
-type result struct {
-	resp *payload.Response
-	err  error
-}
-
-// run starts the chain on a context of the server's lifetime (a client hanging up does not stop
-// it) and answers with its result, or 202 "queued" after SyncTimeout.
+// run records the request in the journal, then has the pool process it: in async mode the answer
+// is 202 at once; in sync mode the chain's result, or 202 after SyncTimeout. Nothing answers 2xx
+// before the request is recorded; past the backlog limit the answer is 503 before anything is.
 func (s *Server) run(w http.ResponseWriter, r *http.Request, req *payload.Request, sp *spool) {
 	key := req.Key()
-	done := make(chan result, 1)
-	var detached atomic.Bool
-	s.active.Add(1)
-	s.wg.Go(func() {
-		defer s.active.Add(-1)
-		resp, err := s.process(req)
-		s.cleanup(sp, resp, err)
-		if detached.Load() {
-			if err != nil {
-				s.log.Warn("background run failed", "request_id", key, "err", err)
-			} else {
-				s.log.Info("background run finished", "request_id", key, "status", resp.Status, "ticket_id", resp.TicketID)
-			}
+	if s.stopping.Load() {
+		sp.remove()
+		writeError(w, &apiError{Status: http.StatusServiceUnavailable, Msg: "shutting down; send the request again", retryAfter: "5"})
+		return
+	}
+	if s.queue.Full() {
+		sp.remove()
+		info(r).note = "backlog full"
+		writeError(w, &apiError{Status: http.StatusServiceUnavailable, Msg: "too much work in progress; send the request again later", retryAfter: "30"})
+		return
+	}
+	run, err := s.intake.Accept(r.Context(), req)
+	switch {
+	case errors.Is(err, chain.ErrConflict):
+		sp.remove()
+		writeError(w, conflict(key))
+		return
+	case err != nil:
+		sp.remove()
+		s.log.Error("could not record the request", "request_id", key, "err", err)
+		writeError(w, &apiError{Status: http.StatusServiceUnavailable, Msg: "the request could not be recorded; send it again", retryAfter: "30"})
+		return
+	case chain.Finished(run.Status):
+		sp.remove()
+		resp, err := chain.Replay(run)
+		if err != nil {
+			s.log.Error("stored answer", "request_id", key, "err", err)
+			writeJSON(w, http.StatusAccepted, queued(key, "accepted", nil))
+			return
 		}
-		done <- result{resp, err}
-	})
+		writeJSON(w, http.StatusOK, resp)
+		return
+	}
+	job, err := s.queue.Submit(req)
+	if err != nil {
+		// Recorded already: the journal's sweep takes it when there is room (or another process does).
+		s.log.Info("recorded; not queued at once", "request_id", key, "reason", err)
+		writeJSON(w, http.StatusAccepted, queued(key, "accepted; processing will start shortly", nil))
+		return
+	}
+	if s.cfg.Mode == ModeAsync {
+		writeJSON(w, http.StatusAccepted, queued(key, "accepted", nil))
+		return
+	}
 	timer := time.NewTimer(s.cfg.SyncTimeout)
 	defer timer.Stop()
 	select {
-	case res := <-done:
-		s.answer(w, key, res)
+	case <-job.Done():
+		resp, err := job.Result()
+		s.answer(w, key, resp, err)
 	case <-timer.C:
-		detached.Store(true)
 		writeJSON(w, http.StatusAccepted, queued(key, "accepted; processing continues in the background", nil))
 	case <-r.Context().Done():
-		detached.Store(true)
 		info(r).note = "client went away; the run goes on"
 	}
 }
 
-// process runs the chain; a panic in it becomes an error (and a log line with the stack) instead of
-// taking the daemon down from a goroutine no http.Server protects. The journal then shows the run
-// unfinished, and the retry worker resumes it.
-func (s *Server) process(req *payload.Request) (resp *payload.Response, err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			s.log.Error("chain panicked", "request_id", req.Key(), "panic", v, "stack", string(debug.Stack()))
-			resp, err = nil, fmt.Errorf("server: chain panicked: %v", v)
-		}
-	}()
-	return s.p.Process(s.ctx, req, chain.RunOptions{})
-}
-
-// cleanup deletes the request's spooled files once nothing will read them again: after a
-// complete run (created, updated, or replayed), or when the request was refused (conflict,
-// invalid). A failed or incomplete run keeps them for its retry.
-func (s *Server) cleanup(sp *spool, resp *payload.Response, err error) {
-	if sp == nil {
-		return
-	}
+// CleanSpool deletes a request's spooled files once nothing will read them again: after a
+// complete run (created, updated, skipped, or replayed), or when the request was refused
+// (conflict, invalid). A failed or incomplete run keeps them for its retry.
+func CleanSpool(spoolDir string, req *payload.Request, resp *payload.Response, err error) error {
 	switch {
-	case err == nil && (resp.Replayed || resp.Status == payload.StatusCreated || resp.Status == payload.StatusUpdated):
+	case req == nil:
+		return nil
+	case err == nil && resp != nil && resp.Status != payload.StatusIncomplete:
 	case errors.Is(err, chain.ErrConflict), errors.Is(err, payload.ErrInvalid):
 	default:
-		return
+		return nil
 	}
-	if err := sp.remove(); err != nil {
-		s.log.Warn("spool cleanup", "err", err)
+	return RemoveSpool(spoolDir, req)
+}
+
+func conflict(key string) *apiError {
+	return &apiError{Status: http.StatusConflict, Field: "request_id",
+		Msg: fmt.Sprintf("request_id %q was already used for a different request", key)}
+}
+
+// answer maps the chain's result. The request is in the journal whatever happened: a failure
+// that will pass is retried by the daemon (202); one that needs the request changed is 422; one
+// that needs an operator (credentials, a service refusing the call) is 202 with its reason — the
+// sender must not resend either way.
+func (s *Server) answer(w http.ResponseWriter, key string, resp *payload.Response, err error) {
+	var ve *payload.ValidationError
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, resp)
+	case errors.Is(err, chain.ErrConflict):
+		writeError(w, conflict(key))
+	case errors.As(err, &ve) && ve.Field != "":
+		writeError(w, &apiError{Status: http.StatusUnprocessableEntity, Msg: ve.Msg, Field: ve.Field})
+	case errors.Is(err, chain.ErrInFlight):
+		writeJSON(w, http.StatusAccepted, queued(key, "accepted; another process is working on it", nil))
+	default:
+		switch f := chain.Classify(err); {
+		case f == chain.FailureInput:
+			writeError(w, &apiError{Status: http.StatusUnprocessableEntity, Msg: err.Error(), Field: inputField(err)})
+		case f.Permanent():
+			s.log.Error("run failed; it needs an operator", "request_id", key, "failure", f, "err", err)
+			writeJSON(w, http.StatusAccepted, queued(key, "accepted; processing failed and waits for an operator", []string{err.Error()}))
+		default:
+			s.log.Warn("run failed; queued for retry", "request_id", key, "err", err)
+			writeJSON(w, http.StatusAccepted, queued(key, "accepted; processing failed and will be retried", []string{err.Error()}))
+		}
 	}
 }
 
-func (s *Server) answer(w http.ResponseWriter, key string, res result) {
-	var (
-		ve *payload.ValidationError
-		se *chain.StepError
-	)
-	switch err := res.err; {
-	case err == nil:
-		resp := *res.resp
-		if resp.Files == nil {
-			resp.Files = []payload.StoredFile{}
-		}
-		if resp.Warnings == nil {
-			resp.Warnings = []string{}
-		}
-		writeJSON(w, http.StatusOK, resp)
-	case errors.Is(err, chain.ErrConflict):
-		writeError(w, &apiError{Status: http.StatusConflict, Field: "request_id",
-			Msg: fmt.Sprintf("request_id %q was already used for a different request", key)})
-	case errors.As(err, &ve) && ve.Field != "":
-		writeError(w, &apiError{Status: http.StatusUnprocessableEntity, Msg: ve.Msg, Field: ve.Field})
-	case errors.Is(err, payload.ErrInvalid):
-		writeError(w, &apiError{Status: http.StatusUnprocessableEntity, Msg: err.Error()})
-	case errors.As(err, &se):
-		// A step failed after the journal recorded the request: it is kept, and the retry
-		// worker finishes it. The sender must not resend anything.
-		s.log.Warn("run failed; queued for retry", "request_id", key, "err", err)
-		writeJSON(w, http.StatusAccepted, queued(key, "accepted; processing failed and will be retried", []string{err.Error()}))
-	default:
-		// Before or outside the journal (the lock, the journal itself): the request may not be
-		// recorded, so the sender is told to send it again (Standard Webhooks senders retry).
-		s.log.Error("run failed before it was recorded", "request_id", key, "err", err)
-		writeError(w, &apiError{Status: http.StatusServiceUnavailable, Msg: "the request could not be recorded; send it again", retryAfter: "30"})
+// inputField names the payload field an input failure is about, when it is a file.
+func inputField(err error) string {
+	var se *chain.StepError
+	if errors.As(err, &se) && se.Step == chain.StepUpload {
+		return "fichiers"
 	}
+	return ""
 }
 
 func queued(key, msg string, warnings []string) *payload.Response {
@@ -282,4 +297,79 @@ func queued(key, msg string, warnings []string) *payload.Response {
 	}
 	return &payload.Response{Status: payload.StatusQueued, RequestID: key, Message: msg,
 		Files: []payload.StoredFile{}, Warnings: warnings}
+}
+
+// handleRequest is GET /requests/{id}: one request's state in the journal, for a sender that got
+// 202 and wants to know how it ended. It is authenticated like the webhook.
+func (s *Server) handleRequest(w http.ResponseWriter, r *http.Request) {
+	in := info(r)
+	if s.limiter != nil {
+		if ok, wait := s.limiter.allow(limitKey(in.ip), s.now()); !ok {
+			w.Header().Set("Retry-After", retryAfter(wait))
+			writeError(w, &apiError{Status: http.StatusTooManyRequests, Msg: "too many requests; retry later"})
+			return
+		}
+	}
+	au, reason := s.authenticate(r)
+	if au != nil && au.pending() {
+		au.mac.Write(nil) // a GET signs an empty body
+		if !au.verify() {
+			au, reason = nil, "bad webhook signature"
+		}
+	}
+	if au == nil {
+		s.unauthorized(w, in, reason)
+		return
+	}
+	key := r.PathValue("id")
+	in.requestID = key
+	run, err := s.runs.Get(r.Context(), key)
+	switch {
+	case errors.Is(err, chain.ErrRunNotFound):
+		writeError(w, &apiError{Status: http.StatusNotFound, Msg: "no such request"})
+		return
+	case err != nil:
+		s.log.Error("read the journal", "request_id", key, "err", err)
+		writeError(w, &apiError{Status: http.StatusServiceUnavailable, Msg: "the journal could not be read", retryAfter: "5"})
+		return
+	}
+	st := RequestState{RequestID: run.Key, Status: run.Status, Attempts: run.Attempts, TicketID: run.TicketID,
+		LastError: run.LastError, Failure: string(run.Failure), CreatedAt: run.CreatedAt, UpdatedAt: run.UpdatedAt}
+	if len(run.Response) > 0 {
+		var resp payload.Response
+		if err := json.Unmarshal(run.Response, &resp); err == nil {
+			st.Response = &resp
+		}
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// RequestState is GET /requests/{id}'s answer.
+type RequestState struct {
+	RequestID string            `json:"request_id"`
+	Status    string            `json:"status"` // queued, running, done, incomplete, failed, skipped
+	Attempts  int               `json:"attempts"`
+	TicketID  string            `json:"ticket_id"`
+	LastError string            `json:"last_error"`
+	Failure   string            `json:"failure"` // input, credentials, rejected, rate_limited, unavailable, or ""
+	Response  *payload.Response `json:"response"`
+	CreatedAt time.Time         `json:"created_at"`
+	UpdatedAt time.Time         `json:"updated_at"`
+}
+
+// handleReady is GET /readyz: 200 while the server takes requests and the journal answers; 503
+// while it stops, so that a load balancer sends traffic elsewhere.
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	if s.stopping.Load() {
+		writeError(w, &apiError{Status: http.StatusServiceUnavailable, Msg: "stopping"})
+		return
+	}
+	if s.cfg.Ready != nil {
+		if err := s.cfg.Ready(r.Context()); err != nil {
+			s.log.Warn("not ready", "err", err)
+			writeError(w, &apiError{Status: http.StatusServiceUnavailable, Msg: "not ready: " + err.Error()})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }

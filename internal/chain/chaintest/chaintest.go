@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/figurative/figsupport/internal/chain"
-	"github.com/figurative/figsupport/internal/classify"
 	"github.com/figurative/figsupport/internal/journal"
 	"github.com/figurative/figsupport/internal/local"
 	"github.com/figurative/figsupport/internal/payload"
@@ -55,6 +54,7 @@ func New(t testing.TB, o Options) *Harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { j.Close() })
 	st, err := local.Open(ctx, db, local.Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -82,19 +82,19 @@ func New(t testing.TB, o Options) *Harness {
 type Fixed string
 
 // Classify returns the fixed label.
-func (f Fixed) Classify(context.Context, *payload.Request) classify.Result {
-	return classify.Result{Classification: string(f), Method: classify.MethodRules, Reasons: []string{"fixed"}}
+func (f Fixed) Classify(context.Context, *payload.Request) chain.Classification {
+	return chain.Classification{Label: string(f), Method: "rules", Reasons: []string{"fixed"}}
 }
 
 // ByFiles says MODELISATION when a file is attached or the source says so, else SUPPORT.
 type ByFiles struct{}
 
 // Classify applies that rule.
-func (ByFiles) Classify(_ context.Context, r *payload.Request) classify.Result {
+func (ByFiles) Classify(_ context.Context, r *payload.Request) chain.Classification {
 	if len(r.Fichiers) > 0 || r.Source == "modelisation" {
-		return classify.Result{Classification: payload.Modelisation, Method: classify.MethodRules, Reasons: []string{"files"}}
+		return chain.Classification{Label: payload.Modelisation, Method: "rules", Reasons: []string{"files"}}
 	}
-	return classify.Result{Classification: payload.Support, Method: classify.MethodRules, Reasons: []string{"no files"}}
+	return chain.Classification{Label: payload.Support, Method: "rules", Reasons: []string{"no files"}}
 }
 
 // Files is an in-memory object store: URLs are memory://<key>/<name>.

@@ -1,0 +1,321 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/figurative/figsupport/internal/chain"
+	"github.com/figurative/figsupport/internal/payload"
+)
+
+// Processor runs a request through the chain (*chain.Chain).
+type Processor interface {
+	Process(ctx context.Context, req *payload.Request, ro chain.RunOptions) (*payload.Response, error)
+}
+
+// Journal is what the pool needs of the journal.
+type Journal interface {
+	// Pending lists the unfinished current runs, oldest first.
+	Pending(ctx context.Context, limit int) ([]*chain.Run, error)
+	// Held reports a run that another live process holds.
+	Held(run *chain.Run) bool
+}
+
+// Config sizes a pool. Zero values take the defaults.
+type Config struct {
+	Workers    int           // requests processed at once; default 4
+	MaxBacklog int           // requests waiting or running; past it Submit refuses; default 1000
+	Policy     Policy        // when an unfinished run is due; zero: DefaultPolicy
+	SweepEvery time.Duration // how often the journal is looked at for due runs; default 10 s; <0: never
+	Now        func() time.Time
+	Log        *slog.Logger
+	// Done, when set, is called after each job (spool cleanup, metrics), before its waiters wake.
+	Done func(Outcome)
+}
+
+// Outcome is one job's result.
+type Outcome struct {
+	Key      string
+	Request  *payload.Request
+	Response *payload.Response
+	Err      error
+	Resumed  bool // taken from the journal by the sweep, not submitted
+	Duration time.Duration
+}
+
+// Errors of Submit.
+var (
+	ErrBacklogFull = errors.New("backlog full")
+	ErrStopping    = errors.New("shutting down")
+)
+
+// Job is a request in the pool.
+type Job struct {
+	key, email string
+	req        *payload.Request
+	resumed    bool
+	done       chan struct{}
+	resp       *payload.Response
+	err        error
+	// of is the job this one duplicates (the same key submitted while it was in the pool).
+	of *Job
+}
+
+// Done is closed when the job finished.
+func (j *Job) Done() <-chan struct{} { return j.done }
+
+// Result is the job's answer, once Done is closed. A duplicate's answer is the original's,
+// marked replayed: nothing was done for it.
+func (j *Job) Result() (*payload.Response, error) {
+	if j.of == nil {
+		return j.resp, j.err
+	}
+	resp, err := j.of.Result()
+	if resp != nil {
+		r := *resp
+		r.Replayed = true
+		resp = &r
+	}
+	return resp, err
+}
+
+// Pool runs jobs on a fixed number of workers.
+type Pool struct {
+	p   Processor
+	j   Journal
+	cfg Config
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	queue    []*Job          // waiting, in arrival order
+	byKey    map[string]*Job // waiting or running
+	busy     map[string]bool // contacts with a job running
+	running  int
+	stopping bool
+
+	workCtx    context.Context // cancelled when the shutdown deadline passes
+	cancelWork context.CancelFunc
+	stopSweep  chan struct{}
+	wg         sync.WaitGroup
+}
+
+// New returns a pool; Start starts it.
+func New(p Processor, j Journal, cfg Config) *Pool {
+	if cfg.Workers <= 0 {
+		cfg.Workers = 4
+	}
+	if cfg.MaxBacklog <= 0 {
+		cfg.MaxBacklog = 1000
+	}
+	if cfg.Policy == (Policy{}) {
+		cfg.Policy = DefaultPolicy
+	}
+	if cfg.SweepEvery == 0 {
+		cfg.SweepEvery = 10 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	pl := &Pool{p: p, j: j, cfg: cfg, byKey: map[string]*Job{}, busy: map[string]bool{}, stopSweep: make(chan struct{})}
+	pl.cond = sync.NewCond(&pl.mu)
+	pl.workCtx, pl.cancelWork = context.WithCancel(context.Background())
+	return pl
+}
+
+// Start launches the workers and, unless SweepEvery < 0, the sweep (a first one at once: what a
+// process that died left unfinished resumes at start). Shutdown stops them.
+func (pl *Pool) Start() {
+	for range pl.cfg.Workers {
+		pl.wg.Go(pl.work)
+	}
+	if pl.cfg.SweepEvery > 0 {
+		pl.wg.Go(pl.sweepLoop)
+	}
+}
+
+// Shutdown stops taking jobs and waits for the running ones until ctx ends; then it cancels them
+// and waits until they have recorded where they stopped. Waiting jobs stay in the journal for the
+// next process.
+func (pl *Pool) Shutdown(ctx context.Context) error {
+	pl.mu.Lock()
+	already := pl.stopping
+	pl.stopping = true
+	for _, jb := range pl.queue {
+		jb.err = ErrStopping
+		close(jb.done)
+		delete(pl.byKey, jb.key)
+	}
+	pl.queue = nil
+	pl.cond.Broadcast()
+	pl.mu.Unlock()
+	if !already {
+		close(pl.stopSweep)
+	}
+	finished := make(chan struct{})
+	go func() { pl.wg.Wait(); close(finished) }()
+	select {
+	case <-finished:
+		return nil
+	case <-ctx.Done():
+	}
+	pl.cancelWork()
+	<-finished
+	return ctx.Err()
+}
+
+// Depth is the number of jobs waiting or running.
+func (pl *Pool) Depth() int {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	return len(pl.queue) + pl.running
+}
+
+// Full reports whether Submit would refuse for the backlog.
+func (pl *Pool) Full() bool { return pl.Depth() >= pl.cfg.MaxBacklog }
+
+// Submit queues a recorded request (chain.Accept) and returns its job; a request of the same key
+// already in the pool gets a duplicate of that job.
+func (pl *Pool) Submit(req *payload.Request) (*Job, error) {
+	return pl.add(&Job{key: req.Key(), email: req.UserEmail, req: req, done: make(chan struct{})}, false)
+}
+
+// Resume queues an unfinished run of the journal, whatever its policy says (a person asked).
+func (pl *Pool) Resume(run *chain.Run) (*Job, error) {
+	req, err := chain.DecodeRequest(run)
+	if err != nil {
+		return nil, err
+	}
+	return pl.add(&Job{key: run.Key, email: req.UserEmail, req: req, resumed: true, done: make(chan struct{})}, true)
+}
+
+func (pl *Pool) add(jb *Job, force bool) (*Job, error) {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if pl.stopping {
+		return nil, ErrStopping
+	}
+	if cur := pl.byKey[jb.key]; cur != nil {
+		return &Job{key: cur.key, done: cur.done, of: cur}, nil
+	}
+	if !force && len(pl.queue)+pl.running >= pl.cfg.MaxBacklog {
+		return nil, ErrBacklogFull
+	}
+	pl.queue = append(pl.queue, jb)
+	pl.byKey[jb.key] = jb
+	pl.cond.Signal()
+	return jb, nil
+}
+
+// next takes the oldest waiting job whose contact has nothing running; nil when stopping.
+func (pl *Pool) next() *Job {
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	for {
+		if pl.stopping {
+			return nil
+		}
+		for i, jb := range pl.queue {
+			if pl.busy[jb.email] {
+				continue
+			}
+			pl.queue = append(pl.queue[:i], pl.queue[i+1:]...)
+			pl.busy[jb.email] = true
+			pl.running++
+			return jb
+		}
+		pl.cond.Wait()
+	}
+}
+
+func (pl *Pool) work() {
+	for {
+		jb := pl.next()
+		if jb == nil {
+			return
+		}
+		start := time.Now()
+		jb.resp, jb.err = pl.process(jb)
+		if errors.Is(jb.err, chain.ErrInFlight) {
+			pl.cfg.Log.Debug("request held by another process", "request_id", jb.key)
+		}
+		if pl.cfg.Done != nil {
+			pl.cfg.Done(Outcome{Key: jb.key, Request: jb.req, Response: jb.resp, Err: jb.err, Resumed: jb.resumed, Duration: time.Since(start)})
+		}
+		pl.mu.Lock()
+		delete(pl.byKey, jb.key)
+		delete(pl.busy, jb.email)
+		pl.running--
+		pl.cond.Broadcast()
+		pl.mu.Unlock()
+		close(jb.done)
+	}
+}
+
+// process runs the chain; a panic in it becomes an error (with the stack in the log) instead of
+// taking the daemon down. The journal then shows the run unfinished, and a sweep resumes it.
+func (pl *Pool) process(jb *Job) (resp *payload.Response, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			pl.cfg.Log.Error("chain panicked", "request_id", jb.key, "panic", v, "stack", string(debug.Stack()))
+			resp, err = nil, errors.New("worker: chain panicked")
+		}
+	}()
+	return pl.p.Process(pl.workCtx, jb.req, chain.RunOptions{Recorded: true})
+}
+
+func (pl *Pool) sweepLoop() {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-pl.stopSweep:
+			return
+		case <-t.C:
+		}
+		if n, err := pl.Sweep(pl.workCtx); err != nil && pl.workCtx.Err() == nil {
+			pl.cfg.Log.Error("sweep the journal", "err", err)
+		} else if n > 0 {
+			pl.cfg.Log.Info("resuming unfinished requests", "count", n)
+		}
+		t.Reset(pl.cfg.SweepEvery)
+	}
+}
+
+// Sweep queues the journal's due runs that the pool does not hold yet, while the backlog has room,
+// and says how many it queued.
+func (pl *Pool) Sweep(ctx context.Context) (int, error) {
+	runs, err := pl.j.Pending(ctx, pl.cfg.MaxBacklog)
+	if err != nil {
+		return 0, err
+	}
+	now := pl.cfg.Now()
+	n := 0
+	for _, run := range runs {
+		pl.mu.Lock()
+		_, have := pl.byKey[run.Key]
+		room := len(pl.queue)+pl.running < pl.cfg.MaxBacklog
+		pl.mu.Unlock()
+		if !room {
+			break
+		}
+		if have || !pl.cfg.Policy.Due(run, now, pl.j.Held(run)) {
+			continue
+		}
+		req, err := chain.DecodeRequest(run)
+		if err != nil {
+			pl.cfg.Log.Error("cannot resume: the stored request is unreadable", "request_id", run.Key, "err", err)
+			continue
+		}
+		if _, err := pl.add(&Job{key: run.Key, email: req.UserEmail, req: req, resumed: true, done: make(chan struct{})}, false); err == nil {
+			n++
+		}
+	}
+	return n, nil
+}
