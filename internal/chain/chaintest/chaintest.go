@@ -29,12 +29,13 @@ type Harness struct {
 
 // Options tune New.
 type Options struct {
-	CRM        chain.CRM        // default: the embedded store
-	Tasks      chain.Tasks      // default: the embedded store
-	Classifier chain.Classifier // default: Fixed(SUPPORT), or MODELISATION when a file is attached
-	Chain      chain.Options    // zero values take the defaults
-	Now        func() time.Time // journal and store clock; default time.Now
-	Dir        string           // data dir; default t.TempDir()
+	CRM        chain.CRM          // default: the embedded store
+	Tasks      chain.Tasks        // default: the embedded store
+	Classifier chain.Classifier   // default: Fixed(SUPPORT), or MODELISATION when a file is attached
+	Ack        chain.Acknowledger // default: none (acknowledgements off)
+	Chain      chain.Options      // zero values take the defaults
+	Now        func() time.Time   // journal and store clock; default time.Now
+	Dir        string             // data dir; default t.TempDir()
 }
 
 // New builds a harness.
@@ -74,6 +75,7 @@ func New(t testing.TB, o Options) *Harness {
 	if o.Classifier != nil {
 		d.Classifier = o.Classifier
 	}
+	d.Ack = o.Ack
 	h.Chain = chain.New(d, o.Chain)
 	return h
 }
