@@ -168,7 +168,7 @@ func runServe(ctx context.Context, o *serveOptions, ready chan<- string) error {
 type queue struct{ p *worker.Pool }
 
 func (q queue) Submit(req *payload.Request) (server.Job, error) { return q.p.Submit(req) }
-func (q queue) Full() bool                                       { return q.p.Full() }
+func (q queue) Full() bool                                      { return q.p.Full() }
 
 // logOutcome writes one line per finished run.
 func logOutcome(log *slog.Logger, o worker.Outcome) {

@@ -321,7 +321,7 @@ func (r *runner) newTicket(ctx context.Context, t threadStep, cls Classification
 			if _, err := step(gctx, r, StepLinkNote, func(ctx context.Context) (string, error) {
 				return d.CRM.AddNote(ctx, Note{TicketID: t.Follows, Title: "Suite dans le ticket #" + t.ID,
 					Body: "Le client a répondu après la clôture de ce ticket ; la conversation continue dans le ticket #" + t.ID + ".",
-					At: req.ReceivedAt, MayExistSince: r.mayExistSince()})
+					At:   req.ReceivedAt, MayExistSince: r.mayExistSince()})
 			}); err != nil {
 				r.warn(StepLinkNote, err)
 			}
