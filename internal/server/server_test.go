@@ -13,6 +13,7 @@ import (
 
 	"github.com/figurative/figsupport/internal/chain"
 	"github.com/figurative/figsupport/internal/payload"
+	"github.com/figurative/figsupport/internal/worker"
 )
 
 // TestJSONChain drives the real chain: a new ticket, the same body replayed, a follow-up joining
@@ -714,5 +715,122 @@ func TestConcurrentDuplicates(t *testing.T) {
 	}
 	if created != 1 || len(tickets) != 1 {
 		t.Errorf("%d runs, %d tickets; want 1 and 1", created, len(tickets))
+	}
+}
+
+// TestAsyncMode: 202 as soon as the request is in the journal; the run goes on; GET
+// /requests/{id} tells how it ended.
+func TestAsyncMode(t *testing.T) {
+	e := newEnv(t, nil, func(c *Config) { c.Mode = ModeAsync; c.BearerToken = testToken })
+	rec := e.do(post(bodyA, "Authorization", "Bearer "+testToken, "Idempotency-Key", "async-1"))
+	if rec.Code != 202 {
+		t.Fatalf("status %d: %s", rec.Code, rec.Body)
+	}
+	if resp := decode[payload.Response](t, rec); resp.Status != payload.StatusQueued || resp.RequestID != "async-1" {
+		t.Fatalf("response %+v", resp)
+	}
+	// Whatever the run's progress, the request is in the journal once the 202 is out.
+	run, err := e.hs.Journal.Get(context.Background(), "async-1")
+	if err != nil {
+		t.Fatalf("acknowledged but not recorded: %v", err)
+	}
+	if run.Email != "client@example.com" {
+		t.Errorf("recorded %+v", run)
+	}
+	e.drain(t)
+
+	get := func(id string, hdr ...string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(http.MethodGet, "/requests/"+id, nil)
+		r.RemoteAddr = "192.0.2.1:40000"
+		for i := 0; i+1 < len(hdr); i += 2 {
+			r.Header.Set(hdr[i], hdr[i+1])
+		}
+		return e.do(r)
+	}
+	if rec := get("async-1"); rec.Code != 401 {
+		t.Fatalf("unauthenticated GET: %d", rec.Code)
+	}
+	rec = get("async-1", "Authorization", "Bearer "+testToken)
+	if rec.Code != 200 {
+		t.Fatalf("GET: %d %s", rec.Code, rec.Body)
+	}
+	st := decode[RequestState](t, rec)
+	if st.Status != "done" || st.RequestID != "async-1" || st.TicketID == "" || st.Response == nil || st.Response.Status != payload.StatusCreated || st.Attempts != 1 {
+		t.Fatalf("state %+v", st)
+	}
+	if rec := get("nope", "Authorization", "Bearer "+testToken); rec.Code != 404 {
+		t.Fatalf("unknown id: %d", rec.Code)
+	}
+	// The same request again is answered from the journal.
+	rec = e.do(post(bodyA, "Authorization", "Bearer "+testToken, "Idempotency-Key", "async-1"))
+	if resp := decode[payload.Response](t, rec); rec.Code != 200 || !resp.Replayed || resp.TicketID != st.TicketID {
+		t.Fatalf("resent: %d %+v", rec.Code, resp)
+	}
+}
+
+// TestBacklogFull: past the backlog limit the answer is 503 with Retry-After, and nothing is
+// recorded (the sender sends again later).
+func TestBacklogFull(t *testing.T) {
+	release := make(chan struct{})
+	p := procFunc(func(ctx context.Context, req *payload.Request, _ chain.RunOptions) (*payload.Response, error) {
+		<-release
+		return &payload.Response{Status: payload.StatusCreated, RequestID: req.Key()}, nil
+	})
+	e := newEnv(t, p, func(c *Config) { c.Mode = ModeAsync; c.RatePerIP = -1 })
+	defer close(release)
+	e.pool.Shutdown(context.Background())
+	small := worker.New(p, e.hs.Journal, worker.Config{Workers: 1, MaxBacklog: 2, SweepEvery: -1})
+	small.Start()
+	t.Cleanup(func() { small.Shutdown(context.Background()) })
+	srv, err := New(Config{SpoolDir: e.spool, Mode: ModeAsync, RatePerIP: -1}, e.hs.Chain, testQueue{small}, e.hs.Journal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(i int) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		srv.Handler().ServeHTTP(rec, post(bodyA, "Idempotency-Key", fmt.Sprintf("b-%d", i)))
+		return rec
+	}
+	for i := range 2 {
+		if rec := send(i); rec.Code != 202 {
+			t.Fatalf("request %d: %d", i, rec.Code)
+		}
+	}
+	rec := send(2)
+	if rec.Code != 503 || rec.Header().Get("Retry-After") == "" {
+		t.Fatalf("past the backlog: %d, Retry-After %q", rec.Code, rec.Header().Get("Retry-After"))
+	}
+	if _, err := e.hs.Journal.Get(context.Background(), "b-2"); !errors.Is(err, chain.ErrRunNotFound) {
+		t.Errorf("a refused request was recorded: %v", err)
+	}
+}
+
+// TestReadyz: ready while the journal is writable; 503 once the server stops, when new requests
+// are refused too.
+func TestReadyz(t *testing.T) {
+	e := newEnv(t, created, func(c *Config) {
+		c.Ready = func(context.Context) error { return nil }
+	})
+	get := func(path string) int {
+		return e.do(httptest.NewRequest(http.MethodGet, path, nil)).Code
+	}
+	if get("/readyz") != 200 || get("/livez") != 200 || get("/healthz") != 200 {
+		t.Fatal("not ready at start")
+	}
+	e.srv.Stop()
+	if c := get("/readyz"); c != 503 {
+		t.Errorf("/readyz while stopping: %d", c)
+	}
+	if c := get("/livez"); c != 200 {
+		t.Errorf("/livez while stopping: %d", c)
+	}
+	if rec := e.do(post(bodyA)); rec.Code != 503 {
+		t.Errorf("a request while stopping: %d", rec.Code)
+	}
+	broken := newEnv(t, created, func(c *Config) {
+		c.Ready = func(context.Context) error { return errors.New("journal: database is locked") }
+	})
+	if c := broken.do(httptest.NewRequest(http.MethodGet, "/readyz", nil)).Code; c != 503 {
+		t.Errorf("/readyz with an unwritable journal: %d", c)
 	}
 }
