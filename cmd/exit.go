@@ -71,6 +71,10 @@ func exitCodeOf(err error) int {
 		return ExitConfig
 	case errors.As(err, &ce) && ce.Credentials():
 		return ExitConfig
+	case chain.Classify(err) == chain.FailureInput:
+		// The request itself is refused (a file URL on a refused address, a file too large):
+		// running it again as it is cannot help.
+		return ExitUsage
 	}
 	return exitUnknown
 }

@@ -35,6 +35,20 @@ var (
 	ErrStatus = errors.New("unexpected HTTP status")
 )
 
+// StatusError is an answer other than 200; errors.Is(err, ErrStatus) holds for it.
+type StatusError struct {
+	Code   int
+	Status string // "404 Not Found"
+}
+
+func (e *StatusError) Error() string        { return ErrStatus.Error() + ": " + e.Status }
+func (e *StatusError) Is(target error) bool { return target == ErrStatus }
+
+// Temporary reports an answer that may change if asked again: a server error, a timeout, a rate limit.
+func (e *StatusError) Temporary() bool {
+	return e.Code >= 500 || e.Code == http.StatusRequestTimeout || e.Code == http.StatusTooManyRequests
+}
+
 // Config bounds one fetcher. Zero values take the defaults.
 type Config struct {
 	MaxBytes      int64         // per file; default 200 MiB
@@ -241,7 +255,7 @@ func (f *Fetcher) Fetch(ctx context.Context, rawURL string) (*Result, error) {
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
 		cancel()
-		return nil, fmt.Errorf("fetch %s: %w: %s", Redact(rawURL), ErrStatus, resp.Status)
+		return nil, fmt.Errorf("fetch %s: %w", Redact(rawURL), &StatusError{Code: resp.StatusCode, Status: resp.Status})
 	}
 	if resp.ContentLength > f.cfg.MaxBytes {
 		resp.Body.Close()

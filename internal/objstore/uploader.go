@@ -88,6 +88,22 @@ type FileError struct {
 func (e *FileError) Error() string { return fmt.Sprintf("file %q: %v", e.Name, e.Err) }
 func (e *FileError) Unwrap() error { return e.Err }
 
+// InputError reports a failure that is the request's own, so that trying again cannot help: a URL
+// the fetcher refuses (scheme, address, redirects), a file over the size cap, a local path not
+// allowed or missing, an answer such as 404 or 403 from the file's server. A server error, a
+// timeout or a storage failure is not.
+func (e *FileError) InputError() bool {
+	var se *fetch.StatusError
+	switch {
+	case errors.As(e.Err, &se):
+		return !se.Temporary()
+	case errors.Is(e.Err, fetch.ErrForbiddenAddress), errors.Is(e.Err, fetch.ErrScheme), errors.Is(e.Err, fetch.ErrTooLarge),
+		errors.Is(e.Err, fetch.ErrTooManyRedirects), errors.Is(e.Err, ErrLocalPath), errors.Is(e.Err, os.ErrNotExist):
+		return true
+	}
+	return false
+}
+
 // Upload stores files under RequestPrefix(requestKey, at), in parallel (bounded) and streamed. Keys
 // depend only on the request, so a retry overwrites the objects of an earlier attempt instead of
 // adding new ones. The first failure cancels the others and is returned as a *FileError.
