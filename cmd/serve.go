@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -75,6 +76,10 @@ func runServe(ctx context.Context, o *serveOptions, ready chan<- string) error {
 	if err := v.Err(); err != nil {
 		return err
 	}
+	proxies, err := parseProxies(v.List("FIGSUPPORT_TRUSTED_PROXIES"))
+	if err != nil {
+		return &config.Error{Key: "FIGSUPPORT_TRUSTED_PROXIES", Msg: err.Error()}
+	}
 	if g.DryRun {
 		return dryRun(g, fmt.Sprintf("serve POST /webhook/request on %s (%s mode)", net.JoinHostPort(host, port), mode))
 	}
@@ -103,6 +108,7 @@ func runServe(ctx context.Context, o *serveOptions, ready chan<- string) error {
 	srv, err := server.New(server.Config{
 		WebhookSecret: secret, BearerToken: token, Limits: a.s.limits, MaxFileBytes: a.s.maxFileBytes, Mode: mode,
 		SyncTimeout: syncTimeout, RatePerIP: float64(perMin) / 60, Burst: burst, SpoolDir: a.spoolDir(), Log: log, Now: g.Now,
+		TrustedProxies: proxies, ClientIPHeader: v.String("FIGSUPPORT_CLIENT_IP_HEADER"),
 		Ready: a.journal.Writable,
 	}, c, queue{pl}, a.journal)
 	var ce *server.ConfigError
@@ -187,6 +193,24 @@ func (a *app) cleanSpool(o worker.Outcome, log *slog.Logger) {
 	if err := server.CleanSpool(a.spoolDir(), o.Request, o.Response, o.Err); err != nil {
 		log.Warn("spool cleanup", "request_id", o.Key, "err", err)
 	}
+}
+
+// parseProxies reads addresses and CIDRs; an address alone is its own /32 or /128.
+func parseProxies(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range list {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither an IP address nor a CIDR", s)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }
 
 func isLoopback(host string) bool {

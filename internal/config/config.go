@@ -59,6 +59,8 @@ var Keys = []Key{
 	{Name: "FIGSUPPORT_WORKERS", Group: "serve", Default: "4", Doc: "serve and requests retry: requests processed at once (one per contact at a time, in arrival order)"},
 	{Name: "FIGSUPPORT_MAX_BACKLOG", Group: "serve", Default: "1000", Doc: "serve: requests waiting or running; past it new ones get 503 with Retry-After"},
 	{Name: "FIGSUPPORT_SHUTDOWN_TIMEOUT", Group: "serve", Default: "30s", Doc: "serve: on SIGTERM, how long runs in flight may take to finish before they are stopped and recorded for the next start"},
+	{Name: "FIGSUPPORT_TRUSTED_PROXIES", Group: "serve", Doc: "serve: reverse proxies in front of the daemon (IPs or CIDRs, comma-separated, e.g. 127.0.0.1,::1); only their client-IP header is believed"},
+	{Name: "FIGSUPPORT_CLIENT_IP_HEADER", Group: "serve", Default: "X-Forwarded-For", Doc: "serve: header a trusted proxy puts the client's address in (X-Forwarded-For, X-Real-IP, CF-Connecting-IP)"},
 	{Name: "FIGSUPPORT_RATE_PER_MINUTE", Group: "serve", Default: "120", Doc: "serve: requests per minute per client IP"},
 	{Name: "FIGSUPPORT_RATE_BURST", Group: "serve", Default: "20", Doc: "serve: burst of requests per client IP"},
 	{Name: "FIGSUPPORT_RETRY_INTERVAL", Group: "serve", Default: "1m", Doc: "serve: the wait after a request's first temporary failure, doubled after each further one (capped at 1 h); requests left by a process that died resume at once"},

@@ -68,6 +68,9 @@ func SignRequest(r *http.Request, secret, id string, ts time.Time, body []byte) 
 type auth struct {
 	mac  hash.Hash // nil when the request is authenticated already
 	sigs [][]byte
+	// signedID is the webhook-id a signature covers: the request's only idempotency key besides
+	// its body's request_id, since no other header is signed.
+	signedID string
 }
 
 func (a *auth) pending() bool { return a.mac != nil }
@@ -143,7 +146,7 @@ func (s *Server) authenticate(r *http.Request) (a *auth, reason string) {
 	}
 	mac := hmac.New(sha256.New, s.secret)
 	fmt.Fprintf(mac, "%s.%s.", id, strings.TrimSpace(tsText))
-	return &auth{mac: mac, sigs: sigs}, ""
+	return &auth{mac: mac, sigs: sigs, signedID: id}, ""
 }
 
 func bearer(h string) (string, bool) {

@@ -81,28 +81,56 @@ func (l *limiter) len() int {
 	return len(l.m)
 }
 
-// clientIP is the address requests are limited and logged by.
+// clientIP is the address requests are limited and logged by: the connection's peer, unless that
+// peer is a trusted proxy, in which case the client is read from ClientIPHeader. In an
+// X-Forwarded-For list each proxy appends the address it received from, so the client is the
+// rightmost entry that is not itself a trusted proxy; entries further left are whatever the
+// client claimed, and are ignored. A header from a peer that is not trusted is ignored too.
 func (s *Server) clientIP(r *http.Request) string {
-	if h := s.cfg.ClientIPHeader; h != "" {
-		v := r.Header.Values(h)
-		if len(v) > 0 {
-			last := v[len(v)-1]
-			if i := strings.LastIndexByte(last, ','); i >= 0 {
-				last = last[i+1:]
-			}
-			if a, err := netip.ParseAddr(strings.TrimSpace(last)); err == nil {
-				return a.Unmap().String()
-			}
+	peer := peerAddr(r.RemoteAddr)
+	if !peer.IsValid() {
+		return r.RemoteAddr
+	}
+	if s.cfg.ClientIPHeader == "" || !s.trusted(peer) {
+		return peer.String()
+	}
+	vals := r.Header.Values(s.cfg.ClientIPHeader)
+	var list []string
+	for _, v := range vals {
+		list = append(list, strings.Split(v, ",")...)
+	}
+	for i := len(list) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(list[i]))
+		if err != nil {
+			break // a malformed entry: stop at the last proxy
+		}
+		a = a.Unmap()
+		if !s.trusted(a) || i == 0 {
+			return a.String()
 		}
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	return peer.String()
+}
+
+func (s *Server) trusted(a netip.Addr) bool {
+	for _, p := range s.cfg.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func peerAddr(remote string) netip.Addr {
+	host, _, err := net.SplitHostPort(remote)
 	if err != nil {
-		host = r.RemoteAddr
+		host = remote
 	}
-	if a, err := netip.ParseAddr(host); err == nil {
-		return a.Unmap().String()
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}
 	}
-	return host
+	return a.Unmap()
 }
 
 // limitKey groups an IPv6 client by its /64 (one host usually owns the whole prefix).

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -83,9 +84,11 @@ type Config struct {
 	// bucket size (default 10). A negative RatePerIP disables the limit.
 	RatePerIP float64
 	Burst     int
-	// ClientIPHeader, when set ("X-Forwarded-For", "CF-Connecting-IP", "X-Real-IP"), is where the
-	// client IP is read instead of the connection's address (the rightmost X-Forwarded-For entry).
-	// Set it only behind a proxy that sets that header itself: a client can forge it otherwise.
+	// TrustedProxies are the reverse proxies in front of the daemon. Only a request whose peer
+	// is one of them has its client IP read from ClientIPHeader ("X-Forwarded-For", "X-Real-IP",
+	// "CF-Connecting-IP"): the rightmost address that is not a trusted proxy. Anyone else's
+	// header is ignored, so a client cannot choose the address it is limited and logged by.
+	TrustedProxies []netip.Prefix
 	ClientIPHeader string
 	// SpoolDir receives multipart file parts (one sub-directory per request); required. It must
 	// survive restarts (a retried request reads its files there): put it under the data dir, and

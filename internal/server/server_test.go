@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -85,7 +86,8 @@ func TestIdempotencyKey(t *testing.T) {
 		{"payload request_id wins", false, `{"objet":"a","user_email":"a@example.com","request_id":"body-key"}`, []string{"Idempotency-Key", "hdr-key"}, "body-key"},
 		{"Idempotency-Key header", false, `{"objet":"b","user_email":"b@example.com"}`, []string{"Idempotency-Key", "hdr-key"}, "hdr-key"},
 		{"Idempotency-Key quoted", false, `{"objet":"c","user_email":"c@example.com"}`, []string{"Idempotency-Key", `"quoted-key"`}, "quoted-key"},
-		{"Idempotency-Key before webhook-id", true, `{"objet":"d","user_email":"d@example.com"}`, []string{"Idempotency-Key", "hdr-key-2"}, "hdr-key-2"},
+		{"a signed request's key is its webhook-id, whatever Idempotency-Key says", true, `{"objet":"d","user_email":"d@example.com"}`, []string{"Idempotency-Key", "hdr-key-2"}, "msg_2Kq"},
+		{"unsigned: Idempotency-Key before webhook-id", false, `{"objet":"d","user_email":"d@example.com"}`, []string{"Idempotency-Key", "hdr-key-3", "webhook-id", "wh-3"}, "hdr-key-3"},
 		{"webhook-id", true, `{"objet":"e","user_email":"e@example.com"}`, nil, "msg_2Kq"},
 		{"hash", false, `{"objet":"f","user_email":"f@example.com"}`, nil, "h-"},
 	}
@@ -517,6 +519,7 @@ func TestRateLimit(t *testing.T) {
 	e := newEnv(t, created, func(c *Config) {
 		c.RatePerIP, c.Burst = 0.5, 2
 		c.ClientIPHeader = "X-Forwarded-For"
+		c.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("192.0.2.1/32")} // post's peer
 	})
 	from := func(ip string) *http.Request { return post(bodyA, "X-Forwarded-For", "198.51.100.99, "+ip) }
 	steps := []struct {
@@ -551,6 +554,64 @@ func TestRateLimit(t *testing.T) {
 				decode[errBody](t, rec)
 			}
 		})
+	}
+}
+
+// TestClientIP: the address a request is limited and logged by. A header is believed only from a
+// trusted proxy, and only as far as the last trusted hop.
+func TestClientIP(t *testing.T) {
+	trusted := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	tests := []struct {
+		name    string
+		header  string
+		trusted []netip.Prefix
+		peer    string
+		xff     []string
+		want    string
+	}{
+		{"no proxy configured: the peer", "", nil, "203.0.113.9:1234", []string{"1.2.3.4"}, "203.0.113.9"},
+		{"header name without trusted proxies: the peer", "X-Forwarded-For", nil, "203.0.113.9:1234", []string{"1.2.3.4"}, "203.0.113.9"},
+		{"spoofed header from an untrusted peer is ignored", "X-Forwarded-For", trusted, "203.0.113.9:1234", []string{"1.2.3.4"}, "203.0.113.9"},
+		{"behind the proxy: the client it saw", "X-Forwarded-For", trusted, "10.0.0.2:1234", []string{"198.51.100.7"}, "198.51.100.7"},
+		{"a client's forged entry on the left is skipped", "X-Forwarded-For", trusted, "10.0.0.2:1234", []string{"6.6.6.6, 198.51.100.7"}, "198.51.100.7"},
+		{"two trusted hops", "X-Forwarded-For", trusted, "[::1]:1234", []string{"198.51.100.7, 10.1.2.3"}, "198.51.100.7"},
+		{"several header lines", "X-Forwarded-For", trusted, "10.0.0.2:1234", []string{"6.6.6.6", "198.51.100.7"}, "198.51.100.7"},
+		{"garbage stops at the last proxy", "X-Forwarded-For", trusted, "10.0.0.2:1234", []string{"198.51.100.7, not-an-ip"}, "10.0.0.2"},
+		{"X-Real-IP from the proxy", "X-Real-IP", trusted, "10.0.0.2:1234", []string{"198.51.100.8"}, "198.51.100.8"},
+		{"IPv4-mapped peer", "", nil, "[::ffff:203.0.113.9]:1", nil, "203.0.113.9"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &Server{cfg: Config{ClientIPHeader: tt.header, TrustedProxies: tt.trusted}}
+			r := httptest.NewRequest(http.MethodPost, WebhookPath, nil)
+			r.RemoteAddr = tt.peer
+			for _, v := range tt.xff {
+				r.Header.Add(tt.header, v)
+			}
+			if got := s.clientIP(r); got != tt.want {
+				t.Errorf("clientIP = %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestSignedReplay: a captured signed request sent again, with a new Idempotency-Key each time
+// (a header the signature does not cover), is the same request: one note, one notification.
+func TestSignedReplay(t *testing.T) {
+	e := newEnv(t, nil, func(c *Config) { c.WebhookSecret = testSecret; c.RatePerIP = -1 })
+	first := e.do(signed(t, testSecret, "msg_captured", t0, bodyA))
+	if first.Code != 200 {
+		t.Fatalf("first: %d %s", first.Code, first.Body)
+	}
+	for i := range 3 {
+		rec := e.do(signed(t, testSecret, "msg_captured", t0, bodyA, "Idempotency-Key", fmt.Sprintf("attacker-%d", i)))
+		resp := decode[payload.Response](t, rec)
+		if rec.Code != 200 || !resp.Replayed || resp.RequestID != "msg_captured" {
+			t.Fatalf("replay %d: %d %+v", i, rec.Code, resp)
+		}
+	}
+	if _, tickets, notes, _, _ := e.hs.Local.Counts(context.Background()); tickets != 1 || notes != 0 || e.hs.Notifier.Count() != 1 {
+		t.Fatalf("tickets %d, notes %d, notifications %d: the replays made work", tickets, notes, e.hs.Notifier.Count())
 	}
 }
 

@@ -59,7 +59,7 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, ae)
 		return
 	}
-	if ae := s.applyKey(r, req); ae != nil {
+	if ae := s.applyKey(r, req, au); ae != nil {
 		sp.remove()
 		writeError(w, ae)
 		return
@@ -135,16 +135,25 @@ func validationError(err error) *apiError {
 	return &apiError{Status: http.StatusBadRequest, Msg: err.Error()}
 }
 
-// applyKey sets the idempotency key when the payload has none: the Idempotency-Key header, else
-// webhook-id; the key is then checked like a request_id. Without either, the chain hashes the payload.
-func (s *Server) applyKey(r *http.Request, req *payload.Request) *apiError {
+// applyKey sets the idempotency key when the payload has none. For a request authenticated by
+// its Standard Webhooks signature that is the signed webhook-id, and nothing else: a header the
+// signature does not cover could turn a captured request into new work. For a request
+// authenticated by the bearer token (or on loopback without authentication) it is the
+// Idempotency-Key header, else webhook-id. The key is then checked like a request_id. Without
+// one, the chain hashes the payload.
+func (s *Server) applyKey(r *http.Request, req *payload.Request, au *auth) *apiError {
 	if req.RequestID != "" {
 		return nil
 	}
-	from := HeaderIdempotencyKey
-	key := unquote(strings.TrimSpace(r.Header.Get(HeaderIdempotencyKey)))
-	if key == "" {
-		from, key = HeaderWebhookID, strings.TrimSpace(r.Header.Get(HeaderWebhookID))
+	var from, key string
+	switch {
+	case au.signedID != "":
+		from, key = HeaderWebhookID, au.signedID
+	default:
+		from, key = HeaderIdempotencyKey, unquote(strings.TrimSpace(r.Header.Get(HeaderIdempotencyKey)))
+		if key == "" {
+			from, key = HeaderWebhookID, strings.TrimSpace(r.Header.Get(HeaderWebhookID))
+		}
 	}
 	if key == "" {
 		return nil
