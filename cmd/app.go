@@ -71,6 +71,7 @@ type app struct {
 	crm      crm
 	tasks    chain.Tasks
 	uploader *objstore.Uploader
+	observer chain.Observer // metrics, in the daemon
 	notify   *notify.Notifier
 	classify *classify.Classifier
 	// names says which backend serves each role, for stderr, logs and doctor.
@@ -156,7 +157,7 @@ func (a *app) Close() {
 func (a *app) chain() *chain.Chain {
 	return chain.New(chain.Deps{
 		CRM: a.crm, Tasks: a.tasks, Files: a.uploader, Notifier: a.notify, Classifier: classifier{a.classify},
-		Journal: a.journal, Log: a.g.Log,
+		Journal: a.journal, Observer: a.observer, Log: a.g.Log,
 	}, a.s.chain)
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/figurative/figsupport/internal/chain"
 	"github.com/figurative/figsupport/internal/config"
+	"github.com/figurative/figsupport/internal/metrics"
 	"github.com/figurative/figsupport/internal/payload"
 	"github.com/figurative/figsupport/internal/server"
 	"github.com/figurative/figsupport/internal/worker"
@@ -89,27 +90,46 @@ func runServe(ctx context.Context, o *serveOptions, ready chan<- string) error {
 		return err
 	}
 	defer a.Close()
-	// A daemon logs what it does (journald keeps it); -v adds each step.
-	log := g.Log
-	if !g.Verbose {
-		log = slog.New(slog.NewTextHandler(g.ErrOut, &slog.HandlerOptions{Level: slog.LevelInfo}))
-		a.g.Log = log
+	// A daemon logs what it does (journald keeps it): JSON lines unless a person watches a
+	// terminal; -v adds each step.
+	level := slog.LevelInfo
+	if g.Verbose {
+		level = slog.LevelDebug
 	}
+	var h slog.Handler = slog.NewJSONHandler(g.ErrOut, &slog.HandlerOptions{Level: level})
+	if isTTY(g.ErrOut) {
+		h = slog.NewTextHandler(g.ErrOut, &slog.HandlerOptions{Level: level})
+	}
+	log := slog.New(h)
+	a.g.Log = log
+	var pl *worker.Pool
+	m := metrics.New(metrics.Gauges{
+		Backlog: func() int { return pl.Depth() },
+		OldestPending: func(ctx context.Context) (time.Time, error) {
+			st, err := a.journal.Stats(ctx)
+			return st.OldestPending, err
+		},
+	})
+	a.observer = m
 	c := a.chain()
-	pl := worker.New(c, a.journal, worker.Config{
+	pl = worker.New(c, a.journal, worker.Config{
 		Workers: a.s.workers, MaxBacklog: backlog,
 		Policy: worker.Policy{Base: interval, Max: time.Hour, MaxAttempts: maxAttempts},
 		Now:    g.Now, Log: log,
 		Done: func(o worker.Outcome) {
 			a.cleanSpool(o, log)
 			logOutcome(log, o)
+			m.Request(o.Response, o.Err)
+			if o.Resumed {
+				m.Resumed()
+			}
 		},
 	})
 	srv, err := server.New(server.Config{
 		WebhookSecret: secret, BearerToken: token, Limits: a.s.limits, MaxFileBytes: a.s.maxFileBytes, Mode: mode,
 		SyncTimeout: syncTimeout, RatePerIP: float64(perMin) / 60, Burst: burst, SpoolDir: a.spoolDir(), Log: log, Now: g.Now,
 		TrustedProxies: proxies, ClientIPHeader: v.String("FIGSUPPORT_CLIENT_IP_HEADER"),
-		Ready: a.journal.Writable,
+		Ready: a.journal.Writable, Metrics: m,
 	}, c, queue{pl}, a.journal)
 	var ce *server.ConfigError
 	switch {

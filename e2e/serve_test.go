@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sync"
 	"strings"
 	"syscall"
 	"testing"
@@ -25,11 +26,30 @@ const testSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 type daemon struct {
 	cmd    *exec.Cmd
 	url    string
-	stderr *bytes.Buffer
+	stderr *lockedBuffer
 	done   chan error
 }
 
-var reServing = regexp.MustCompile(`msg=serving addr=(\S+)`)
+// lockedBuffer collects the daemon's log while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) WriteString(s string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b.WriteString(s)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// reServing finds the daemon's start line: JSON, since its stderr is not a terminal.
+var reServing = regexp.MustCompile(`"msg":"serving","addr":"([^"]+)"`)
 
 func startDaemon(t *testing.T, env []string) *daemon {
 	t.Helper()
@@ -43,7 +63,7 @@ func startDaemon(t *testing.T, env []string) *daemon {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{cmd: cmd, stderr: &bytes.Buffer{}, done: make(chan error, 1)}
+	d := &daemon{cmd: cmd, stderr: &lockedBuffer{}, done: make(chan error, 1)}
 	addr := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(pipe)
@@ -185,7 +205,7 @@ func TestServe(t *testing.T) {
 			t.Errorf("the daemon logged a secret")
 		}
 	}
-	if !strings.Contains(log, "auth=\"webhook signature or bearer token\"") || !strings.Contains(log, "msg=stopped") {
+	if !strings.Contains(log, `"auth":"webhook signature or bearer token"`) || !strings.Contains(log, `"msg":"stopped"`) {
 		t.Errorf("log lacks the start or stop line:\n%s", log)
 	}
 }
@@ -202,20 +222,31 @@ func TestServeUnauthenticatedIsLoopbackOnly(t *testing.T) {
 		t.Fatalf("dry run: %v\n%s", err, out)
 	}
 
-	d := startDaemon(t, []string{"FIGSUPPORT_DATA_DIR=" + data})
+	// The CRM is unreachable: a temporary failure, answered 202 and kept for the retry loop.
+	env := []string{"FIGSUPPORT_DATA_DIR=" + data, "HUBSPOT_API_KEY=pat-test", "HUBSPOT_HUB_ID=1", "HUBSPOT_BASE_URL=http://127.0.0.1:9", "HUBSPOT_TIMEOUT=1s"}
+	d := startDaemon(t, env)
 	if !strings.HasPrefix(d.url, "http://127.0.0.1:") {
 		t.Fatalf("listening on %s", d.url)
 	}
-	body := `{"user_email":"q@example.com","objet":"Modèle 3D","fichiers":[{"url":"http://127.0.0.1:9/a.glb"}],"request_id":"q-1"}`
-	req, _ := http.NewRequest("POST", d.url+"/webhook/request", strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	code, m := post(t, req)
+	send := func(body string) (int, map[string]any) {
+		req, _ := http.NewRequest("POST", d.url+"/webhook/request", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		return post(t, req)
+	}
+	code, m := send(`{"user_email":"q@example.com","objet":"Bonjour","request_id":"q-1"}`)
 	if code != 202 || m["status"] != "queued" || m["request_id"] != "q-1" {
 		t.Fatalf("unfinishable request: %d %v", code, m)
 	}
+	// A file URL on a refused address can never succeed: 422 naming the field, at once.
+	code, m = send(`{"user_email":"r@example.com","objet":"Modèle 3D","fichiers":[{"url":"http://127.0.0.1:9/a.glb"}],"request_id":"r-1"}`)
+	if code != 422 || m["field"] != "fichiers" {
+		t.Fatalf("refused file URL: %d %v", code, m)
+	}
 	d.stop(t)
-	r := runEnv(t, []string{"FIGSUPPORT_DATA_DIR=" + data}, "", "requests", "show", "q-1")
-	if r.code != 0 || !strings.Contains(r.stdout, "failed") {
-		t.Fatalf("journal after 202: %d\n%s", r.code, r.stdout)
+	for _, id := range []string{"q-1", "r-1"} {
+		r := runEnv(t, env, "", "requests", "show", id, "-o", "json")
+		if r.code != 0 || !strings.Contains(r.stdout, `"status": "failed"`) {
+			t.Fatalf("journal after the answer for %s: %d\n%s", id, r.code, r.stdout)
+		}
 	}
 }

@@ -23,7 +23,14 @@ type Deps struct {
 	Journal    Journal
 	// Ack, when set, acknowledges new tickets to the customer (off by default).
 	Ack Acknowledger
-	Log *slog.Logger
+	// Observer, when set, is told of every step the chain runs (metrics).
+	Observer Observer
+	Log      *slog.Logger
+}
+
+// Observer is told how long each step took and how it ended.
+type Observer interface {
+	StepDone(step string, d time.Duration, err error)
 }
 
 // Options are the chain's policy. cmd/ fills them from the configuration keys, whose table holds
@@ -235,14 +242,15 @@ func (c *Chain) Process(ctx context.Context, req *payload.Request, ro RunOptions
 		c.d.Log.Info("resuming request", "request_id", run.Key, "attempt", run.Attempts, "done_steps", len(run.Steps))
 	}
 
-	r := &runner{c: c, run: run, req: req, resp: &payload.Response{RequestID: run.Key, Files: []payload.StoredFile{}, Warnings: []string{}}}
+	r := &runner{c: c, run: run, req: req, log: c.d.Log.With("request_id", run.Key),
+		resp: &payload.Response{RequestID: run.Key, Files: []payload.StoredFile{}, Warnings: []string{}}}
 	runErr := r.execute(ctx)
 	// Record the outcome even when ctx was cancelled: the next run must know where this one stopped.
 	fctx := context.WithoutCancel(ctx)
 	if runErr != nil {
 		o := Outcome{Status: StatusFailed, Error: runErr.Error(), Failure: Classify(runErr)}
 		if err := c.d.Journal.Finish(fctx, run, o); err != nil {
-			c.d.Log.Error("journal: record the failure", "request_id", run.Key, "err", err)
+			r.logger().Error("journal: record the failure", "err", err)
 		}
 		return nil, runErr
 	}
@@ -271,7 +279,10 @@ type runner struct {
 	run  *Run
 	req  *payload.Request
 	resp *payload.Response
-	mu   sync.Mutex // guards resp.Warnings, failure and journal saves from concurrent steps
+	mu   sync.Mutex // guards resp.Warnings, failure, log and journal saves from concurrent steps
+	// log carries the request's id, then its contact's and ticket's once known: every line of a
+	// run says which request, contact and ticket it is about.
+	log *slog.Logger
 	// failure is the worst kind among the warnings (an incomplete run's).
 	failure Failure
 }
@@ -290,17 +301,21 @@ func ticketStep[T any](ctx context.Context, r *runner, name string, fn func(cont
 	r.mu.Unlock()
 	if err != nil || done {
 		if done {
-			r.c.d.Log.Debug("step already done", "step", name, "request_id", r.run.Key)
+			r.logger().Debug("step already done", "step", name)
 		}
 		return v, err
 	}
 	start := time.Now()
 	v, err = fn(ctx)
+	d := time.Since(start)
+	if o := r.c.d.Observer; o != nil {
+		o.StepDone(name, d, err)
+	}
 	if err != nil {
-		r.c.d.Log.Debug("step failed", "step", name, "request_id", r.run.Key, "duration", time.Since(start), "err", err)
+		r.logger().Debug("step failed", "step", name, "duration", d, "err", err)
 		return v, &StepError{Step: name, Err: err}
 	}
-	r.c.d.Log.Debug("step done", "step", name, "request_id", r.run.Key, "duration", time.Since(start))
+	r.logger().Debug("step done", "step", name, "duration", d)
 	id := ""
 	if ticketOf != nil {
 		id = ticketOf(v)
@@ -334,11 +349,24 @@ func (r *runner) mayExistSince() time.Time {
 	return time.Time{}
 }
 
+func (r *runner) logger() *slog.Logger {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.log
+}
+
+// with adds attributes to every later line of the run.
+func (r *runner) with(args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.log = r.log.With(args...)
+}
+
 // warn notes a late step's failure: the run ends incomplete and is resumed later.
 func (r *runner) warn(step string, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.c.d.Log.Warn("step failed", "step", step, "request_id", r.run.Key, "err", err)
+	r.log.Warn("step failed", "step", step, "err", err)
 	r.resp.Warnings = append(r.resp.Warnings, step+": "+err.Error())
 	if f := Classify(err); r.failure == "" || f.Permanent() {
 		r.failure = f

@@ -58,6 +58,7 @@ func (r *runner) execute(ctx context.Context) error {
 	for i, f := range files {
 		urls[i] = f.URL
 	}
+	r.with("contact_id", contact.ID)
 	r.resp.Classification = cls.Label
 	r.resp.ContactID = contact.ID
 	r.resp.Files = append(r.resp.Files, files...)
@@ -70,6 +71,7 @@ func (r *runner) execute(ctx context.Context) error {
 	if t.URL == "" {
 		t.URL = d.CRM.TicketURL(t.ID)
 	}
+	r.with("ticket_id", t.ID)
 	r.remember(ctx, contact, t)
 	r.resp.TicketID, r.resp.TicketURL, r.resp.IsNewTicket = t.ID, t.URL, t.New
 
@@ -152,7 +154,7 @@ func (r *runner) thread(ctx context.Context, contact Contact, cls Classification
 			return t, &StepError{Step: StepThread, Err: err}
 		}
 		if !again.New {
-			r.c.d.Log.Info("decided again: a later message opened the conversation's ticket", "request_id", r.run.Key, "ticket_id", again.ID)
+			r.logger().Info("decided again: a later message opened the conversation's ticket", "ticket_id", again.ID)
 			return again, r.record(ctx, StepThread, again, again.ID)
 		}
 		t, in.MayExistSince = again, time.Time{}
@@ -266,11 +268,11 @@ func (c *Chain) findOpenTicket(ctx context.Context, contactID string, at time.Ti
 func (r *runner) remember(ctx context.Context, contact Contact, t threadStep) {
 	j := r.c.d.Journal
 	if err := j.MemoPut(ctx, memoTicketKey(contact.ID), t.ID); err != nil {
-		r.c.d.Log.Warn("journal: remember the contact's ticket", "request_id", r.run.Key, "err", err)
+		r.logger().Warn("journal: remember the contact's ticket", "err", err)
 	}
 	if m := r.req.Mail; m != nil && m.MessageID != "" {
 		if err := j.MemoPut(ctx, memoMessageKey(m.MessageID), t.ID); err != nil {
-			r.c.d.Log.Warn("journal: remember the message's ticket", "request_id", r.run.Key, "err", err)
+			r.logger().Warn("journal: remember the message's ticket", "err", err)
 		}
 	}
 }
@@ -545,7 +547,7 @@ func (r *runner) machine(ctx context.Context, reason string) error {
 			return nil
 		}
 	}
-	r.c.d.Log.Info("message skipped", "request_id", r.run.Key, "reason", reason)
+	r.logger().Info("message skipped", "reason", reason)
 	r.resp.Status = payload.StatusSkipped
 	r.resp.Message = "Message automatique ignoré"
 	return nil

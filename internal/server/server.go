@@ -45,6 +45,12 @@ type Runs interface {
 	Get(ctx context.Context, key string) (*chain.Run, error)
 }
 
+// Metrics is where the server reports its answers (internal/metrics).
+type Metrics interface {
+	HTTP(route string, code int)
+	Handler() http.Handler
+}
+
 // Modes of answering.
 const (
 	// ModeSync waits for the chain up to SyncTimeout and answers with its result (202 past it).
@@ -96,6 +102,8 @@ type Config struct {
 	SpoolDir string
 	// Ready, when set, says whether the journal is writable, for GET /readyz.
 	Ready func(ctx context.Context) error
+	// Metrics, when set, is served on GET /metrics and told of every answer.
+	Metrics Metrics
 	Log   *slog.Logger
 	Now   func() time.Time
 }
@@ -216,6 +224,11 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /healthz", ok)
 	mux.HandleFunc("GET /livez", ok)
 	mux.HandleFunc("GET /readyz", s.handleReady)
+	if s.cfg.Metrics != nil {
+		// No e-mail, id or secret is in the metrics: they are served without authentication,
+		// for Prometheus; a reverse proxy keeps them off the public side (see the README).
+		mux.Handle("GET /metrics", s.cfg.Metrics.Handler())
+	}
 	mux.HandleFunc(WebhookPath, methodNotAllowed("POST"))
 	mux.HandleFunc("/healthz", methodNotAllowed("GET, HEAD"))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -332,10 +345,18 @@ func (s *Server) logged(next http.Handler) http.Handler {
 		start := s.now()
 		in := &reqInfo{ip: s.clientIP(r)}
 		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), infoKey{}, in)))
+		rr := r.WithContext(context.WithValue(r.Context(), infoKey{}, in))
+		next.ServeHTTP(sw, rr)
 		status := sw.status
 		if status == 0 {
 			status = 499 // the client went away before an answer
+		}
+		if s.cfg.Metrics != nil {
+			route := rr.Pattern // the mux's pattern: a fixed set, never the id in the path
+			if route == "" {
+				route = "other"
+			}
+			s.cfg.Metrics.HTTP(route, status)
 		}
 		attrs := []any{"method", r.Method, "path", r.URL.Path, "status", status,
 			"duration", s.now().Sub(start), "request_id", in.requestID, "ip", in.ip}

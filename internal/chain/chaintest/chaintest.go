@@ -33,6 +33,7 @@ type Options struct {
 	Tasks      chain.Tasks        // default: the embedded store
 	Classifier chain.Classifier   // default: Fixed(SUPPORT), or MODELISATION when a file is attached
 	Ack        chain.Acknowledger // default: none (acknowledgements off)
+	Observer   chain.Observer     // default: none
 	Chain      chain.Options      // zero values take the defaults
 	Now        func() time.Time   // journal and store clock; default time.Now
 	Dir        string             // data dir; default t.TempDir()
@@ -75,7 +76,7 @@ func New(t testing.TB, o Options) *Harness {
 	if o.Classifier != nil {
 		d.Classifier = o.Classifier
 	}
-	d.Ack = o.Ack
+	d.Ack, d.Observer = o.Ack, o.Observer
 	h.Chain = chain.New(d, o.Chain)
 	return h
 }
