@@ -35,7 +35,7 @@ type Metrics struct {
 
 // Gauges are read at each scrape.
 type Gauges struct {
-	Backlog       func() int                                // requests waiting or running in this process
+	Backlog       func() int                                   // requests waiting or running in this process
 	OldestPending func(ctx context.Context) (time.Time, error) // the oldest unfinished request in the journal; zero when none
 }
 

@@ -104,8 +104,8 @@ type Config struct {
 	Ready func(ctx context.Context) error
 	// Metrics, when set, is served on GET /metrics and told of every answer.
 	Metrics Metrics
-	Log   *slog.Logger
-	Now   func() time.Time
+	Log     *slog.Logger
+	Now     func() time.Time
 }
 
 // Server serves the webhook. Create it with New.
