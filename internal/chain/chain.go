@@ -432,14 +432,14 @@ func (r *runner) followUp(ctx context.Context, t ticketStep, files []payload.Sto
 		})
 		return err
 	})
-	if len(urls) > 0 {
-		g.Go(func() error {
-			_, err := step(gctx, r, stepFileURLs, func(ctx context.Context) (bool, error) {
-				return true, d.CRM.UpdateTicket(ctx, t.ID, TicketUpdate{MessageAt: req.ReceivedAt, AddFileURLs: urls})
-			})
-			return err
+	// Every follow-up updates its ticket, files or not: the time of the message is threading's last
+	// activity (a note alone does not move HubSpot's hs_lastmodifieddate).
+	g.Go(func() error {
+		_, err := step(gctx, r, stepFileURLs, func(ctx context.Context) (bool, error) {
+			return true, d.CRM.UpdateTicket(ctx, t.ID, TicketUpdate{MessageAt: req.ReceivedAt, AddFileURLs: urls})
 		})
-	}
+		return err
+	})
 	if t.SubtaskID != "" {
 		g.Go(func() error {
 			var err error
