@@ -586,9 +586,9 @@ func (m *CRM) update(ctx context.Context, id string, props map[string]string) er
 // UpdateTicket records a follow-up in one PATCH: figsupport_last_message_at when the message is
 // later than the stored time (never moved back: a resumed old request may come after a newer
 // one), and fichiers_urls merged with its current value when files came. Nothing to change, no
-// PATCH. The current values come from a consistent read: without files, the one the chain's
-// threading just made (GetTicket, kept viewTTL) when there is one, else a GET; with files always
-// a fresh GET, so that no URL written meanwhile is lost. The chain serialises requests per contact.
+// PATCH. The current values come from a consistent read: the one the chain's threading made just
+// before (GetTicket, at most viewTTL old) when there is one, else a GET. The chain serialises a
+// contact's requests, so nothing of figsupport's writes the ticket between that read and the PATCH.
 func (m *CRM) UpdateTicket(ctx context.Context, ticketID string, u chain.TicketUpdate) error {
 	add := mergeURLs(nil, u.AddFileURLs)
 	if u.MessageAt.IsZero() && len(add) == 0 {
@@ -598,7 +598,7 @@ func (m *CRM) UpdateTicket(ctx context.Context, ticketID string, u chain.TicketU
 		return err
 	}
 	cur, ok := m.views.get(ticketID)
-	if !ok || len(add) > 0 {
+	if !ok {
 		o, err := m.getTicket(ctx, ticketID, false)
 		if err != nil {
 			return err

@@ -8,7 +8,7 @@ import (
 // viewTTL is how long a consistent read of a ticket may stand in for another in UpdateTicket: the
 // chain's threading reads the ticket by id seconds before it records the follow-up, and the chain
 // serialises a contact's requests, so a second GET would only repeat the first.
-const viewTTL = 2 * time.Minute
+const viewTTL = 30 * time.Second
 
 // view is what UpdateTicket needs of a ticket's current state.
 type view struct {
