@@ -173,7 +173,16 @@ func TestChainUnderFaults(t *testing.T) {
 					failed++
 				}
 			}
-			t.Logf("%d calls, %d failed", len(p.srv.Calls()), failed)
+			p.mu.Lock()
+			waits := slices.Clone(p.waits)
+			p.mu.Unlock()
+			hinted := 0
+			for _, w := range waits {
+				if w >= time.Second { // a Retry-After or rate-limit hint, not cut to the 1 ms backoff cap
+					hinted++
+				}
+			}
+			t.Logf("%d calls, %d failed, %d waits (%d on a server's hint)", len(p.srv.Calls()), failed, len(waits), hinted)
 			if failed == 0 {
 				t.Error("no fault was injected")
 			}

@@ -136,6 +136,9 @@ type ClientConfig struct {
 	Retry           backoff.Policy // default backoff.Default
 	HTTPClient      *http.Client   // default: one with Timeout and bounded dial/TLS/header waits
 	UserAgent       string
+	// Sleep waits between attempts; nil is backoff.Sleep. Tests replace it so that a server's
+	// hint (seconds) is recorded rather than slept.
+	Sleep func(ctx context.Context, d time.Duration) error
 }
 
 // Package defaults, the same as internal/config.Keys where a key exists.
@@ -206,6 +209,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		},
 		CheckResponse: checkResponse,
 		Wait:          c.wait,
+		Sleep:         cfg.Sleep,
 	}
 	return c, nil
 }

@@ -55,9 +55,10 @@ type Config struct {
 	SearchPerSecond int           // default DefaultSearchPerSecond
 	Timeout         time.Duration // HUBSPOT_TIMEOUT, per HTTP attempt; default DefaultTimeout
 
-	Retry      backoff.Policy   // zero: backoff.Default
-	HTTPClient *http.Client     // tests; nil for the default
-	Now        func() time.Time // note timestamps when a note has no time; default time.Now
+	Retry      backoff.Policy                                   // zero: backoff.Default
+	HTTPClient *http.Client                                     // tests; nil for the default
+	Now        func() time.Time                                 // note timestamps when a note has no time; default time.Now
+	Sleep      func(ctx context.Context, d time.Duration) error // tests: waits between attempts; nil sleeps
 }
 
 // Defaults of the package used on its own: the values of internal/config.Keys.
@@ -116,7 +117,7 @@ func New(cfg Config, memo Memo) (*CRM, error) {
 	cfg.defaults()
 	c, err := NewClient(ClientConfig{
 		Token: cfg.Token, BaseURL: cfg.BaseURL, Timeout: cfg.Timeout, RequestsPer10s: cfg.RequestsPer10s,
-		SearchPerSecond: cfg.SearchPerSecond, Retry: cfg.Retry, HTTPClient: cfg.HTTPClient,
+		SearchPerSecond: cfg.SearchPerSecond, Retry: cfg.Retry, HTTPClient: cfg.HTTPClient, Sleep: cfg.Sleep,
 	})
 	if err != nil {
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode/utf16"
@@ -25,6 +26,17 @@ type portal struct {
 	clock *hubspotfake.Clock
 	crm   *hubspot.CRM
 	memo  *hubspot.MemoryMemo
+
+	mu    sync.Mutex
+	waits []time.Duration // every wait between attempts the backends asked for
+}
+
+// sleep records a wait and returns at once (or with the context's end).
+func (p *portal) sleep(ctx context.Context, d time.Duration) error {
+	p.mu.Lock()
+	p.waits = append(p.waits, d)
+	p.mu.Unlock()
+	return ctx.Err()
 }
 
 func newPortal(t *testing.T, o hubspotfake.Options) *portal {
@@ -46,6 +58,8 @@ func (p *portal) backend(t *testing.T, memo hubspot.Memo) *hubspot.CRM {
 		RequestsPer10s: 1_000_000, SearchPerSecond: 1_000_000,
 		Retry: backoff.Policy{Attempts: 10, Base: time.Microsecond, Max: time.Millisecond},
 		Now:   p.clock.Now,
+		// The servers' hints (a second and more) are honoured whole: recorded, not slept.
+		Sleep: p.sleep,
 	}, memo)
 	if err != nil {
 		t.Fatal(err)

@@ -1,8 +1,12 @@
 // Package hubspotfake is an in-process HubSpot CRM v3 portal for tests and benchmarks: bearer
 // authentication, the documented success and error bodies (401, 403 MISSING_SCOPES, 404, 409 in both
-// contact shapes, 400 VALIDATION_ERROR, 429 with policyName and rate-limit headers), search that lags
-// writes by a configurable delay, and injected latency and failures. Every call is recorded so tests
-// can count what a scenario cost.
+// contact shapes, 400 VALIDATION_ERROR, 429 with policyName and rate-limit headers), a settable clock
+// that stamps hs_lastmodifieddate on every create and PATCH (and not when a note is associated with
+// a ticket, as on a real portal), HubSpot's own activity dates defined but only set when a test says
+// so, an agent changing a ticket's stage in the web app, search that lags writes by a configurable
+// delay and refuses what HubSpot refuses (more than 5 filter groups, 6 filters a group, 18 in all,
+// a body over 3,000 characters, a filter on a property the type lacks), and injected latency and
+// failures. Every call is recorded so tests can count what a scenario cost.
 package hubspotfake
 
 import (
