@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -168,21 +167,6 @@ func New(cfg Config) (*Client, error) {
 		Sleep:         func(ctx context.Context, d time.Duration) error { return c.sleep(ctx, d) },
 	}
 	return c, nil
-}
-
-func (c *Client) get(ctx context.Context, path string, q url.Values, out any) error {
-	return c.api.Do(ctx, &rest.Request{Method: http.MethodGet, Path: path, Query: q, Idempotent: true}, out)
-}
-
-// put replaces values: repeating it writes the same thing.
-func (c *Client) put(ctx context.Context, path string, body, out any) error {
-	return c.api.Do(ctx, &rest.Request{Method: http.MethodPut, Path: path, Body: body, Idempotent: true}, out)
-}
-
-// create sends a POST that would make a second task if repeated: after an attempt whose outcome is
-// unknown, lookup looks for the first one before the POST is sent again.
-func (c *Client) create(ctx context.Context, path string, body, out any, lookup func(context.Context) (bool, error)) error {
-	return c.api.Do(ctx, &rest.Request{Method: http.MethodPost, Path: path, Body: body, Lookup: lookup}, out)
 }
 
 // checkResponse is ClickUp's error body ({"err", "ECODE"}) as an *APIError.

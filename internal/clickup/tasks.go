@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -71,7 +72,7 @@ func (c *Client) GetTask(ctx context.Context, id string, withSubtasks bool) (Tas
 		q.Set("include_subtasks", "true")
 	}
 	var t Task
-	err := c.get(ctx, "/api/v2/task/"+url.PathEscape(id), q, &t)
+	err := c.api.Get(ctx, "/api/v2/task/"+url.PathEscape(id), q, &t)
 	return t, err
 }
 
@@ -87,7 +88,7 @@ func (c *Client) AuthorizedUser(ctx context.Context) (User, error) {
 	var out struct {
 		User User `json:"user"`
 	}
-	err := c.get(ctx, "/api/v2/user", nil, &out)
+	err := c.api.Get(ctx, "/api/v2/user", nil, &out)
 	return out.User, err
 }
 
@@ -226,7 +227,7 @@ func (t *Tasks) CreateSubtask(ctx context.Context, in chain.SubtaskInput) (chain
 		}
 		return ok, err
 	}
-	if err := t.create(ctx, "/api/v2/list/"+url.PathEscape(listID)+"/task", body, &task, lookup); err != nil {
+	if err := t.api.Create(ctx, "/api/v2/list/"+url.PathEscape(listID)+"/task", body, &task, lookup); err != nil {
 		return chain.Subtask{}, fmt.Errorf("create subtask %q: %w", name, err)
 	}
 	return subtaskOf(task), nil
@@ -314,7 +315,7 @@ func (t *Tasks) UpdateDescription(ctx context.Context, id, markdown string) (cha
 		return chain.Subtask{}, errors.New("clickup: empty task id")
 	}
 	var task Task
-	if err := t.put(ctx, "/api/v2/task/"+url.PathEscape(id), updateBody{MarkdownContent: markdown}, &task); err != nil {
+	if err := t.api.Send(ctx, http.MethodPut, "/api/v2/task/"+url.PathEscape(id), updateBody{MarkdownContent: markdown}, &task); err != nil {
 		return chain.Subtask{}, fmt.Errorf("update subtask %s: %w", id, err)
 	}
 	if task.ID == "" {

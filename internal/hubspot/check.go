@@ -39,7 +39,7 @@ func (m *CRM) check(ctx context.Context, create bool) []health.Check {
 		{"token and contacts access", "/crm/v3/objects/contacts"},
 		{"tickets access", "/crm/v3/objects/tickets"},
 	} {
-		err := m.c.get(ctx, probe.path, url.Values{"limit": {"1"}}, nil)
+		err := m.c.api.Get(ctx, probe.path, url.Values{"limit": {"1"}}, nil)
 		if err != nil {
 			tokenOK = tokenOK && statusOf(err) != http.StatusUnauthorized
 			add(probe.name, health.Fail, explain(err))
@@ -79,7 +79,7 @@ func (m *CRM) check(ctx context.Context, create bool) []health.Check {
 			Metadata map[string]string `json:"metadata"`
 		} `json:"stages"`
 	}
-	if err := m.c.get(ctx, "/crm/v3/pipelines/tickets/"+url.PathEscape(m.cfg.PipelineID), nil, &p); err != nil {
+	if err := m.c.api.Get(ctx, "/crm/v3/pipelines/tickets/"+url.PathEscape(m.cfg.PipelineID), nil, &p); err != nil {
 		if statusOf(err) == http.StatusNotFound {
 			add("pipeline", health.Fail, fmt.Sprintf("ticket pipeline %q does not exist: set HUBSPOT_PIPELINE_ID", m.cfg.PipelineID))
 		} else {

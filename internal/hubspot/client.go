@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -237,27 +236,6 @@ func newLimiter(n int, window time.Duration) *rate.Limiter {
 	}
 	refill := n - burst
 	return rate.NewLimiter(rate.Limit(float64(refill)/window.Seconds()), burst)
-}
-
-func (c *Client) get(ctx context.Context, path string, q url.Values, out any) error {
-	return c.api.Do(ctx, &rest.Request{Method: http.MethodGet, Path: path, Query: q, Idempotent: true}, out)
-}
-
-// post sends a POST that creates nothing (search, batch read) or whose repeat answers 409
-// (contacts, properties): safe to repeat.
-func (c *Client) post(ctx context.Context, path string, body, out any) error {
-	return c.api.Do(ctx, &rest.Request{Method: http.MethodPost, Path: path, Body: body, Idempotent: true}, out)
-}
-
-// create sends a POST that would make a second object if repeated: after an attempt whose outcome
-// is unknown, lookup looks for the first one before the POST is sent again.
-func (c *Client) create(ctx context.Context, path string, body, out any, lookup func(context.Context) (bool, error)) error {
-	return c.api.Do(ctx, &rest.Request{Method: http.MethodPost, Path: path, Body: body, Lookup: lookup}, out)
-}
-
-// patch sets property values: repeating it sets the same values.
-func (c *Client) patch(ctx context.Context, path string, body, out any) error {
-	return c.api.Do(ctx, &rest.Request{Method: http.MethodPatch, Path: path, Body: body, Idempotent: true}, out)
 }
 
 // errorBody is HubSpot's error shape; 429s use errorType and policyName.

@@ -115,7 +115,7 @@ func TestTypedErrors(t *testing.T) {
 	m, _ := newTestCRM(t, srv)
 
 	// Unknown property: 400 VALIDATION_ERROR, not retried.
-	err := m.c.post(ctx, "/crm/v3/objects/tickets", createInput{Properties: map[string]string{"nope": "x", "hs_pipeline_stage": "1"}}, nil)
+	err := m.c.api.Send(ctx, http.MethodPost, "/crm/v3/objects/tickets", createInput{Properties: map[string]string{"nope": "x", "hs_pipeline_stage": "1"}}, nil)
 	var e *APIError
 	if !errors.As(err, &e) || e.Status != 400 || e.Category != "VALIDATION_ERROR" || e.CorrelationID == "" {
 		t.Fatalf("err = %#v, want a 400 VALIDATION_ERROR with a correlation id", err)

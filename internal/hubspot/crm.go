@@ -194,7 +194,7 @@ func (m *CRM) FindOrCreateContact(ctx context.Context, email, name string) (chai
 		}
 	}
 	var o object
-	err := m.c.post(ctx, "/crm/v3/objects/contacts", createInput{Properties: props}, &o)
+	err := m.c.api.Send(ctx, http.MethodPost, "/crm/v3/objects/contacts", createInput{Properties: props}, &o)
 	if err == nil {
 		return chain.Contact{ID: o.ID, Email: email, Created: true}, nil
 	}
@@ -203,7 +203,7 @@ func (m *CRM) FindOrCreateContact(ctx context.Context, email, name string) (chai
 	}
 	if statusOf(err) == http.StatusConflict {
 		// A 409 without an id: read it by e-mail, which is consistent (not the search index).
-		if err := m.c.get(ctx, "/crm/v3/objects/contacts/"+url.PathEscape(email), url.Values{"idProperty": {"email"}}, &o); err != nil {
+		if err := m.c.api.Get(ctx, "/crm/v3/objects/contacts/"+url.PathEscape(email), url.Values{"idProperty": {"email"}}, &o); err != nil {
 			return chain.Contact{}, fmt.Errorf("find contact after conflict: %w", err)
 		}
 		return chain.Contact{ID: o.ID, Email: email}, nil
@@ -216,7 +216,7 @@ func (m *CRM) FindOrCreateContact(ctx context.Context, email, name string) (chai
 func (m *CRM) FindContact(ctx context.Context, email string) (*chain.Contact, error) {
 	email = strings.ToLower(strings.TrimSpace(email))
 	var o object
-	err := m.c.get(ctx, "/crm/v3/objects/contacts/"+url.PathEscape(email), url.Values{"idProperty": {"email"}}, &o)
+	err := m.c.api.Get(ctx, "/crm/v3/objects/contacts/"+url.PathEscape(email), url.Values{"idProperty": {"email"}}, &o)
 	if statusOf(err) == http.StatusNotFound {
 		return nil, nil
 	}
@@ -360,7 +360,7 @@ func (m *CRM) CreateTicket(ctx context.Context, in chain.TicketInput) (chain.Tic
 	}
 	body := createInput{Properties: props, Associations: assoc(in.ContactID, assocTicketToContact)}
 	lookup := func(ctx context.Context) (bool, error) { return created(ctx, started) }
-	if err := m.c.create(ctx, "/crm/v3/objects/tickets", body, &o, lookup); err != nil {
+	if err := m.c.api.Create(ctx, "/crm/v3/objects/tickets", body, &o, lookup); err != nil {
 		return chain.Ticket{}, fmt.Errorf("create ticket: %w", err)
 	}
 	return m.ticketFrom(&o, in.ContactID, props), nil
@@ -391,7 +391,7 @@ func (m *CRM) findCreated(ctx context.Context, fromType, fromID, toType string, 
 			ToObjectID json.Number `json:"toObjectId"`
 		} `json:"results"`
 	}
-	if err := m.c.get(ctx, "/crm/v4/objects/"+fromType+"/"+url.PathEscape(fromID)+"/associations/"+toType, url.Values{"limit": {"500"}}, &as); err != nil {
+	if err := m.c.api.Get(ctx, "/crm/v4/objects/"+fromType+"/"+url.PathEscape(fromID)+"/associations/"+toType, url.Values{"limit": {"500"}}, &as); err != nil {
 		return false, err
 	}
 	if len(as.Results) == 0 {
@@ -424,7 +424,7 @@ func (m *CRM) findCreated(ctx context.Context, fromType, fromID, toType string, 
 	var res struct {
 		Results []object `json:"results"`
 	}
-	if err := m.c.post(ctx, "/crm/v3/objects/"+toType+"/batch/read", body, &res); err != nil {
+	if err := m.c.api.Send(ctx, http.MethodPost, "/crm/v3/objects/"+toType+"/batch/read", body, &res); err != nil {
 		return false, err
 	}
 	for i := range res.Results {
@@ -487,7 +487,7 @@ func (m *CRM) FindOpenTicket(ctx context.Context, contactID string, stages []str
 		Total   int      `json:"total"`
 		Results []object `json:"results"`
 	}
-	if err := m.c.post(ctx, "/crm/v3/objects/tickets/search", sr, &res); err != nil {
+	if err := m.c.api.Send(ctx, http.MethodPost, "/crm/v3/objects/tickets/search", sr, &res); err != nil {
 		return nil, fmt.Errorf("search open ticket: %w", err)
 	}
 	var best *chain.Ticket
@@ -560,7 +560,7 @@ func (m *CRM) getTicket(ctx context.Context, id string, withContacts bool) (*obj
 		q.Set("associations", "contacts")
 	}
 	var o object
-	if err := m.c.get(ctx, "/crm/v3/objects/tickets/"+url.PathEscape(id), q, &o); err != nil {
+	if err := m.c.api.Get(ctx, "/crm/v3/objects/tickets/"+url.PathEscape(id), q, &o); err != nil {
 		if statusOf(err) == http.StatusNotFound {
 			return nil, fmt.Errorf("get ticket %s: %w (%w)", id, chain.ErrNotFound, err)
 		}
@@ -575,7 +575,7 @@ func (m *CRM) getTicket(ctx context.Context, id string, withContacts bool) (*obj
 
 func (m *CRM) update(ctx context.Context, id string, props map[string]string) error {
 	var o object
-	if err := m.c.patch(ctx, "/crm/v3/objects/tickets/"+url.PathEscape(id), createInput{Properties: props}, &o); err != nil {
+	if err := m.c.api.Send(ctx, http.MethodPatch, "/crm/v3/objects/tickets/"+url.PathEscape(id), createInput{Properties: props}, &o); err != nil {
 		if statusOf(err) == http.StatusNotFound {
 			return fmt.Errorf("update ticket %s: %w (%w)", id, chain.ErrNotFound, err)
 		}
@@ -679,7 +679,7 @@ func (m *CRM) AddNote(ctx context.Context, n chain.Note) (string, error) {
 	}
 	body := createInput{Properties: props, Associations: assoc(target, typeID)}
 	lookup := func(ctx context.Context) (bool, error) { return created(ctx, started) }
-	if err := m.c.create(ctx, "/crm/v3/objects/notes", body, &o, lookup); err != nil {
+	if err := m.c.api.Create(ctx, "/crm/v3/objects/notes", body, &o, lookup); err != nil {
 		return "", fmt.Errorf("add note: %w", err)
 	}
 	return o.ID, nil

@@ -132,7 +132,7 @@ func (m *CRM) properties(ctx context.Context, create bool) (created, activity []
 			Type string `json:"type"`
 		} `json:"results"`
 	}
-	if err := m.c.get(ctx, "/crm/v3/properties/tickets", nil, &list); err != nil {
+	if err := m.c.api.Get(ctx, "/crm/v3/properties/tickets", nil, &list); err != nil {
 		return nil, nil, fmt.Errorf("read ticket properties: %w", err)
 	}
 	have := map[string]string{}
@@ -156,7 +156,7 @@ func (m *CRM) properties(ctx context.Context, create bool) (created, activity []
 			"name": p.name, "label": p.label, "description": p.description,
 			"type": p.typ, "fieldType": p.fieldType, "groupName": "ticketinformation",
 		}
-		if err := m.c.post(ctx, "/crm/v3/properties/tickets", body, nil); err != nil {
+		if err := m.c.api.Send(ctx, http.MethodPost, "/crm/v3/properties/tickets", body, nil); err != nil {
 			if statusOf(err) == http.StatusConflict { // created meanwhile by another process
 				continue
 			}

@@ -27,8 +27,9 @@ import (
 // lost answer, a timeout, a 5xx) and was not sent again, because repeating it could do it twice.
 var ErrUnknownOutcome = errors.New("outcome unknown: the request may have been carried out")
 
-// DefaultMaxAnswer bounds how much of an answer is read.
-const DefaultMaxAnswer = 16 << 20
+// MaxAnswer bounds how much of an answer is read: the largest the services send (a HubSpot
+// property list, a batch read) are well under it.
+const MaxAnswer = 16 << 20
 
 // Request is one logical call; Do may send it several times.
 type Request struct {
@@ -78,13 +79,9 @@ type Client struct {
 	Wait func(ctx context.Context, req *Request) error
 	// Observe sees every answer before its body is read (rate-limit bookkeeping).
 	Observe func(resp *http.Response)
-	// MaxAnswer bounds how much of an answer is read; 0 means DefaultMaxAnswer.
-	MaxAnswer int64
 
 	// Sleep waits between attempts (backoff.Sleep when nil); tests replace it.
 	Sleep func(ctx context.Context, d time.Duration) error
-	// OnRetry, when set, is told of each retry before its wait.
-	OnRetry func(attempt int, err error, wait time.Duration)
 }
 
 // ParseBase checks a service's base URL (http or https, with a host) and drops trailing slashes.
@@ -95,6 +92,23 @@ func ParseBase(raw string) (string, error) {
 		return "", fmt.Errorf("%q is not an http(s) URL", raw)
 	}
 	return base, nil
+}
+
+// Get reads path: safe to repeat.
+func (c *Client) Get(ctx context.Context, path string, q url.Values, out any) error {
+	return c.Do(ctx, &Request{Method: http.MethodGet, Path: path, Query: q, Idempotent: true}, out)
+}
+
+// Send sends a request whose repeat does no harm: a PUT or PATCH of whole values, a search, a POST
+// whose repeat is refused (a 409). It is retried after any temporary failure.
+func (c *Client) Send(ctx context.Context, method, path string, body, out any) error {
+	return c.Do(ctx, &Request{Method: method, Path: path, Body: body, Idempotent: true}, out)
+}
+
+// Create sends a POST that would make a second object if repeated: after an attempt whose outcome
+// is unknown, lookup looks for the first one before the POST is sent again.
+func (c *Client) Create(ctx context.Context, path string, body, out any, lookup func(context.Context) (bool, error)) error {
+	return c.Do(ctx, &Request{Method: http.MethodPost, Path: path, Body: body, Lookup: lookup}, out)
 }
 
 // Do sends req, decodes a 2xx JSON answer into out (when out is not nil and the answer not empty)
@@ -161,9 +175,6 @@ func (c *Client) Do(ctx context.Context, req *Request, out any) error {
 		if werr != nil {
 			return giveUp(werr)
 		}
-		if c.OnRetry != nil {
-			c.OnRetry(attempt, err, wait)
-		}
 		if serr := c.sleep(ctx, wait); serr != nil {
 			return c.stopped(req, err, serr)
 		}
@@ -226,11 +237,7 @@ func (c *Client) once(ctx context.Context, req *Request, payload []byte, out any
 	if c.Observe != nil {
 		c.Observe(resp)
 	}
-	limit := c.MaxAnswer
-	if limit <= 0 {
-		limit = DefaultMaxAnswer
-	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, limit))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxAnswer))
 	if err != nil {
 		return &NetError{Service: c.Service, Method: req.Method, Path: req.Path, Err: fmt.Errorf("read answer: %w", redact(err)), Sent: true}
 	}
