@@ -148,15 +148,21 @@ func (c *Client) Do(ctx context.Context, req *Request, out any) error {
 		if err == nil {
 			return nil
 		}
+		var f Failure
+		failure := errors.As(err, &f)
+		// A temporary failure that is not a refusal (a 5xx, no answer) leaves a create's outcome unknown.
+		mayBeDone := !req.Idempotent && failure && f.Temporary() && !f.Refused()
 		if ctx.Err() != nil {
+			if mayBeDone {
+				err = fmt.Errorf("%w (%w)", err, ErrUnknownOutcome)
+			}
 			return c.stopped(req, err, ctx.Err())
 		}
 		last = err
-		var f Failure
-		if !errors.As(err, &f) || !f.Temporary() {
+		if !failure || !f.Temporary() {
 			return err
 		}
-		if !req.Idempotent && !f.Refused() {
+		if mayBeDone {
 			if req.Lookup == nil {
 				return fmt.Errorf("%w (%w)", err, ErrUnknownOutcome)
 			}
