@@ -3,14 +3,11 @@
 package clickup
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,16 +17,21 @@ import (
 
 	"github.com/figurative/figsupport/internal/backoff"
 	"github.com/figurative/figsupport/internal/chain"
+	"github.com/figurative/figsupport/internal/rest"
 )
 
 // DefaultBaseURL is ClickUp's API host; paths carry the /api/v2 prefix.
 const DefaultBaseURL = "https://api.clickup.com"
 
 // DefaultRequestsPerMinute is the limit of a personal token on most plans (Business Plus allows
-// 1,000, Enterprise 10,000).
+// 1,000, Enterprise 10,000); CLICKUP_RATE_LIMIT's default in internal/config.Keys.
 const DefaultRequestsPerMinute = 100
 
-// Config is everything the ClickUp backend needs, as plain values.
+// DefaultTimeout bounds one HTTP attempt (no configuration key: ClickUp answers in well under it).
+const DefaultTimeout = 20 * time.Second
+
+// Config is everything the ClickUp backend needs, as plain values. cmd/ fills it from
+// internal/config.Keys; the package's defaults (the same values) serve only its use on its own.
 type Config struct {
 	Token        string // CLICKUP_API_KEY: personal token pk_…, sent raw in Authorization
 	BaseURL      string // CLICKUP_BASE_URL, default DefaultBaseURL
@@ -37,7 +39,7 @@ type Config struct {
 	// RequestsPerMinute bounds this process's request rate (CLICKUP_RATE_LIMIT); 0 means
 	// DefaultRequestsPerMinute, a negative value disables the client-side limiter.
 	RequestsPerMinute int
-	Timeout           time.Duration   // per HTTP attempt; default 20 s
+	Timeout           time.Duration   // per HTTP attempt; default DefaultTimeout
 	Retry             *backoff.Policy // default backoff.Default
 	HTTPClient        *http.Client    // default: a client with Timeout
 	// Memo, when set, remembers the parent's list id across processes (the journal implements it).
@@ -67,7 +69,7 @@ func (e *APIError) Credentials() bool {
 
 func (e *APIError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "clickup: %s %s: %d %s", e.Method, e.Path, e.Status, http.StatusText(e.Status))
+	fmt.Fprintf(&b, "clickup %s %s: %d %s", e.Method, e.Path, e.Status, http.StatusText(e.Status))
 	if e.Message != "" {
 		fmt.Fprintf(&b, ": %s", e.Message)
 	}
@@ -85,20 +87,29 @@ func (e *APIError) Is(target error) bool {
 	return target == chain.ErrNotFound && e.Status == http.StatusNotFound
 }
 
-// Temporary reports whether a retry may succeed.
+// Temporary reports whether a retry may succeed: a rate limit, a 5xx. Other 4xx will not change.
 func (e *APIError) Temporary() bool {
 	return e.Status == http.StatusTooManyRequests || e.Status >= 500
 }
 
-// ErrUnknownOutcome marks a write whose request was sent but whose answer never came (or was a
-// 5xx): the object may exist. Callers check before repeating it.
-var ErrUnknownOutcome = errors.New("outcome unknown")
+// RateLimited reports a 429.
+func (e *APIError) RateLimited() bool { return e.Status == http.StatusTooManyRequests }
 
-// Client talks to the ClickUp API v2.
+// Refused tells the retry loop that ClickUp did nothing: a 429 comes before any work.
+func (e *APIError) Refused() bool { return e.Status == http.StatusTooManyRequests }
+
+// RetryHint is ClickUp's wait: until X-RateLimit-Reset, or Retry-After.
+func (e *APIError) RetryHint() time.Duration { return e.RetryAfter }
+
+// ErrUnknownOutcome marks a write that may have been done though its answer never came (or was a
+// 5xx) and that was not repeated; it is rest.ErrUnknownOutcome.
+var ErrUnknownOutcome = rest.ErrUnknownOutcome
+
+// Client talks to the ClickUp API v2 through one rest.Client: its Wait hook applies the
+// client-side limiter and any pause ClickUp asked for, its Observe hook reads the rate-limit
+// headers of every answer, its CheckResponse decodes ClickUp's error body.
 type Client struct {
-	token   string
-	base    string
-	http    *http.Client
+	api     rest.Client
 	retry   backoff.Policy
 	limiter *rate.Limiter
 
@@ -114,17 +125,17 @@ func New(cfg Config) (*Client, error) {
 	if strings.TrimSpace(cfg.Token) == "" {
 		return nil, errors.New("clickup: CLICKUP_API_KEY is empty")
 	}
-	base := strings.TrimRight(cfg.BaseURL, "/")
-	if base == "" {
-		base = DefaultBaseURL
+	raw := cfg.BaseURL
+	if strings.TrimSpace(raw) == "" {
+		raw = DefaultBaseURL
 	}
-	u, err := url.Parse(base)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, fmt.Errorf("clickup: CLICKUP_BASE_URL %q is not an http(s) URL", cfg.BaseURL)
+	base, err := rest.ParseBase(raw)
+	if err != nil {
+		return nil, fmt.Errorf("clickup: CLICKUP_BASE_URL: %w", err)
 	}
 	timeout := cfg.Timeout
 	if timeout <= 0 {
-		timeout = 20 * time.Second
+		timeout = DefaultTimeout
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {
@@ -134,7 +145,7 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Retry != nil {
 		retry = *cfg.Retry
 	}
-	c := &Client{token: strings.TrimSpace(cfg.Token), base: base, http: hc, retry: retry, now: time.Now, sleep: backoff.Sleep}
+	c := &Client{retry: retry, now: time.Now, sleep: backoff.Sleep}
 	rpm := cfg.RequestsPerMinute
 	if rpm == 0 {
 		rpm = DefaultRequestsPerMinute
@@ -143,137 +154,52 @@ func New(cfg Config) (*Client, error) {
 		// A small burst keeps interactive use snappy while a bulk replay settles at the rate.
 		c.limiter = rate.NewLimiter(rate.Every(time.Minute/time.Duration(rpm)), max(1, rpm/20))
 	}
+	token := strings.TrimSpace(cfg.Token)
+	c.api = rest.Client{
+		Service: "clickup", BaseURL: base, HTTP: hc, Retry: retry,
+		Authorize: func(_ context.Context, r *http.Request) error {
+			r.Header.Set("Authorization", token) // personal tokens go raw, without "Bearer"
+			return nil
+		},
+		CheckResponse: c.checkResponse,
+		Wait:          c.wait,
+		Observe:       func(resp *http.Response) { c.notePause(resp.Header) },
+		Sleep:         func(ctx context.Context, d time.Duration) error { return c.sleep(ctx, d) },
+	}
 	return c, nil
 }
 
-// request is one API call.
-type request struct {
-	method string
-	path   string // below the base URL, e.g. /api/v2/task/abc
-	query  url.Values
-	body   any // JSON-encoded when not nil
-	// idempotent requests are retried on 5xx and network errors; the others only on 429 (not
-	// processed) and answer ErrUnknownOutcome otherwise, so that the caller checks first.
-	idempotent bool
+// checkResponse is ClickUp's error body ({"err", "ECODE"}) as an *APIError.
+func (c *Client) checkResponse(req *rest.Request, resp *http.Response, data []byte) error {
+	e := &APIError{Method: req.Method, Path: req.Path, Status: resp.StatusCode, RetryAfter: c.retryHint(resp.Header)}
+	var body struct {
+		Err   string `json:"err"`
+		ECode string `json:"ECODE"`
+	}
+	if json.Unmarshal(data, &body) == nil {
+		e.Message, e.Code = body.Err, body.ECode
+	}
+	return e
 }
 
-// do sends r with retries and decodes a 2xx JSON answer into out (when not nil).
-func (c *Client) do(ctx context.Context, r request, out any) error {
-	var payload []byte
-	if r.body != nil {
-		var err error
-		if payload, err = json.Marshal(r.body); err != nil {
-			return fmt.Errorf("clickup: encode %s %s: %w", r.method, r.path, err)
-		}
-	}
-	attempts := max(1, c.retry.Attempts)
-	var last error
-	for attempt := 1; ; attempt++ {
-		err := c.once(ctx, r, payload, out)
-		if err == nil {
-			return nil
-		}
-		last = err
-		if ctx.Err() != nil {
-			return fmt.Errorf("clickup: %s %s: %w", r.method, r.path, errors.Join(ctx.Err(), err))
-		}
-		var hint time.Duration
-		var apiErr *APIError
-		switch {
-		case errors.As(err, &apiErr) && apiErr.Status == http.StatusTooManyRequests:
-			hint = apiErr.RetryAfter
-		case errors.As(err, &apiErr) && apiErr.Status >= 500, isNetErr(err):
-			if !r.idempotent {
-				return fmt.Errorf("%w: %w", ErrUnknownOutcome, err)
-			}
-		default:
-			return err
-		}
-		if attempt >= attempts {
-			return fmt.Errorf("%w (gave up after %d attempts)", last, attempt)
-		}
-		if err := c.sleep(ctx, c.retry.Delay(attempt, hint)); err != nil {
-			return fmt.Errorf("clickup: %s %s: %w", r.method, r.path, errors.Join(err, last))
-		}
-	}
-}
-
-// netError wraps a transport failure so do can tell it from an API answer.
-type netError struct{ err error }
-
-func (e *netError) Error() string { return e.err.Error() }
-func (e *netError) Unwrap() error { return e.err }
-
-func isNetErr(err error) bool {
-	var n *netError
-	return errors.As(err, &n)
-}
-
-func (c *Client) once(ctx context.Context, r request, payload []byte, out any) error {
-	if err := c.wait(ctx); err != nil {
-		return err
-	}
-	u := c.base + r.path
-	if len(r.query) > 0 {
-		u += "?" + r.query.Encode()
-	}
-	var body io.Reader
-	if payload != nil {
-		body = bytes.NewReader(payload)
-	}
-	req, err := http.NewRequestWithContext(ctx, r.method, u, body)
-	if err != nil {
-		return fmt.Errorf("clickup: %s %s: %w", r.method, r.path, err)
-	}
-	req.Header.Set("Authorization", c.token)
-	req.Header.Set("Accept", "application/json")
-	if payload != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		// url.Error carries the URL, never the token: safe to show.
-		return &netError{fmt.Errorf("clickup: %s %s: %w", r.method, r.path, err)}
-	}
-	defer resp.Body.Close()
-	c.notePause(resp.Header)
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	if err != nil {
-		return &netError{fmt.Errorf("clickup: %s %s: read answer: %w", r.method, r.path, err)}
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		e := &APIError{Method: r.method, Path: r.path, Status: resp.StatusCode, RetryAfter: c.retryHint(resp.Header)}
-		var body struct {
-			Err   string `json:"err"`
-			ECode string `json:"ECODE"`
-		}
-		if json.Unmarshal(data, &body) == nil {
-			e.Message, e.Code = body.Err, body.ECode
-		}
-		return e
-	}
-	if out == nil {
-		return nil
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("clickup: %s %s: decode answer: %w", r.method, r.path, err)
-	}
-	return nil
-}
-
-// wait applies the client-side limiter and any pause ClickUp asked for.
-func (c *Client) wait(ctx context.Context) error {
+// wait applies any pause ClickUp asked for (within the policy's MaxHint and the context's
+// deadline) and the client-side limiter.
+func (c *Client) wait(ctx context.Context, _ *rest.Request) error {
 	c.mu.Lock()
 	until := c.pausedUntil
 	c.mu.Unlock()
 	if d := until.Sub(c.now()); d > 0 {
-		if err := c.sleep(ctx, min(d, c.retry.Max)); err != nil {
+		d, err := c.retry.Next(ctx, 1, d)
+		if err != nil {
+			return fmt.Errorf("rate limit window: %w", err)
+		}
+		if err := c.sleep(ctx, d); err != nil {
 			return err
 		}
 	}
 	if c.limiter != nil {
 		if err := c.limiter.Wait(ctx); err != nil {
-			return fmt.Errorf("clickup: rate limiter: %w", err)
+			return fmt.Errorf("rate limiter: %w", err)
 		}
 	}
 	return nil
@@ -292,7 +218,7 @@ func (c *Client) notePause(h http.Header) {
 	}
 }
 
-// retryHint reads X-RateLimit-Reset (Unix seconds, ClickUp) or Retry-After (seconds).
+// retryHint reads X-RateLimit-Reset (Unix seconds, ClickUp's own) or Retry-After.
 func (c *Client) retryHint(h http.Header) time.Duration {
 	if reset, ok := parseUnix(h.Get("X-RateLimit-Reset")); ok {
 		// The reset is in whole seconds: waiting until it has passed avoids a second 429.
@@ -301,10 +227,7 @@ func (c *Client) retryHint(h http.Header) time.Duration {
 		}
 		return time.Millisecond
 	}
-	if s, err := strconv.Atoi(strings.TrimSpace(h.Get("Retry-After"))); err == nil && s >= 0 {
-		return max(time.Duration(s)*time.Second, time.Millisecond)
-	}
-	return 0
+	return rest.RetryAfter(h, c.now())
 }
 
 func parseUnix(s string) (time.Time, bool) {

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -71,7 +72,7 @@ func (c *Client) GetTask(ctx context.Context, id string, withSubtasks bool) (Tas
 		q.Set("include_subtasks", "true")
 	}
 	var t Task
-	err := c.do(ctx, request{method: "GET", path: "/api/v2/task/" + url.PathEscape(id), query: q, idempotent: true}, &t)
+	err := c.api.Get(ctx, "/api/v2/task/"+url.PathEscape(id), q, &t)
 	return t, err
 }
 
@@ -87,7 +88,7 @@ func (c *Client) AuthorizedUser(ctx context.Context) (User, error) {
 	var out struct {
 		User User `json:"user"`
 	}
-	err := c.do(ctx, request{method: "GET", path: "/api/v2/user", idempotent: true}, &out)
+	err := c.api.Get(ctx, "/api/v2/user", nil, &out)
 	return out.User, err
 }
 
@@ -136,7 +137,7 @@ func (t *Tasks) ListID(ctx context.Context) (string, error) {
 	}
 	p, err := t.GetTask(ctx, t.parent, false)
 	if err != nil {
-		return "", fmt.Errorf("clickup: read parent task %s: %w", t.parent, err)
+		return "", fmt.Errorf("read parent task %s: %w", t.parent, err)
 	}
 	if p.List.ID == "" {
 		return "", fmt.Errorf("clickup: parent task %s has no list id", t.parent)
@@ -177,8 +178,8 @@ type updateBody struct {
 	MarkdownContent string `json:"markdown_content"`
 }
 
-// refPrefix starts the line that marks a subtask as made by one CreateSubtask call, so that a
-// create whose answer was lost can be recognised instead of repeated.
+// refPrefix starts the line that marks a subtask as made by one CreateSubtask call, or a block as
+// appended by one request, so that a write whose answer was lost is recognised instead of repeated.
 const refPrefix = "figsupport-ref: "
 
 // newRef is the marker of one subtask: derived from the request's key when there is one, so that
@@ -194,8 +195,8 @@ func newRef(requestRef string) string {
 }
 
 // CreateSubtask creates a subtask of the parent. A create whose outcome is unknown (timeout, lost
-// answer, 5xx) is looked for among the parent's subtasks before it is tried again, so a retry
-// never makes a second subtask; so is one an earlier run may have made (in.MayExistSince).
+// answer, 5xx) is looked for among the parent's subtasks before the rest core sends it again, so a
+// retry never makes a second subtask; so is one an earlier run may have made (in.MayExistSince).
 func (t *Tasks) CreateSubtask(ctx context.Context, in chain.SubtaskInput) (chain.Subtask, error) {
 	name := strings.TrimSpace(in.Name)
 	if name == "" {
@@ -209,7 +210,7 @@ func (t *Tasks) CreateSubtask(ctx context.Context, in chain.SubtaskInput) (chain
 	if !in.MayExistSince.IsZero() {
 		found, ok, err := t.findCreated(ctx, name, ref, in.MayExistSince.Add(-time.Minute))
 		if err != nil {
-			return chain.Subtask{}, fmt.Errorf("clickup: create subtask %q: look for an earlier attempt: %w", name, err)
+			return chain.Subtask{}, fmt.Errorf("create subtask %q: look for an earlier attempt: %w", name, err)
 		}
 		if ok {
 			return subtaskOf(found), nil
@@ -218,30 +219,18 @@ func (t *Tasks) CreateSubtask(ctx context.Context, in chain.SubtaskInput) (chain
 	body := createBody{Name: name, Parent: t.parent, MarkdownContent: withRef(in.Markdown, ref)}
 	// Tasks created before this call are never ours; a minute of slack covers clock skew.
 	since := t.now().Add(-time.Minute)
-	attempts := max(1, t.retry.Attempts)
-	for attempt := 1; ; attempt++ {
-		var task Task
-		err := t.do(ctx, request{method: "POST", path: "/api/v2/list/" + url.PathEscape(listID) + "/task", body: body}, &task)
-		if err == nil {
-			return subtaskOf(task), nil
-		}
-		if !errors.Is(err, ErrUnknownOutcome) {
-			return chain.Subtask{}, err
-		}
-		found, ok, ferr := t.findCreated(ctx, name, ref, since)
-		if ferr != nil {
-			return chain.Subtask{}, fmt.Errorf("clickup: create subtask %q: %w; and checking whether it was created failed: %w", name, err, ferr)
-		}
+	var task Task
+	lookup := func(ctx context.Context) (bool, error) {
+		found, ok, err := t.findCreated(ctx, name, ref, since)
 		if ok {
-			return subtaskOf(found), nil
+			task = found
 		}
-		if attempt >= attempts || ctx.Err() != nil {
-			return chain.Subtask{}, fmt.Errorf("clickup: create subtask %q (gave up after %d attempts, none created): %w", name, attempt, err)
-		}
-		if err := t.sleep(ctx, t.retry.Delay(attempt, 0)); err != nil {
-			return chain.Subtask{}, fmt.Errorf("clickup: create subtask %q: %w", name, err)
-		}
+		return ok, err
 	}
+	if err := t.api.Create(ctx, "/api/v2/list/"+url.PathEscape(listID)+"/task", body, &task, lookup); err != nil {
+		return chain.Subtask{}, fmt.Errorf("create subtask %q: %w", name, err)
+	}
+	return subtaskOf(task), nil
 }
 
 func withRef(markdown, ref string) string {
@@ -282,23 +271,42 @@ func (t *Tasks) findCreated(ctx context.Context, name, ref string, since time.Ti
 }
 
 // AppendSubtask adds markdown at the end of the subtask's description, keeping what was there.
+// With a ref, the block ends with a marker derived from it, and a description that already holds
+// that marker anywhere gets nothing: a PUT that landed while its answer was lost is not repeated,
+// even after other blocks were appended since. Without a ref, only an identical last block is
+// taken for a repeat.
 func (t *Tasks) AppendSubtask(ctx context.Context, id, markdown, ref string) (chain.Subtask, error) {
 	cur, err := t.GetTask(ctx, id, false)
 	if err != nil {
-		return chain.Subtask{}, fmt.Errorf("clickup: read subtask %s: %w", id, err)
+		return chain.Subtask{}, fmt.Errorf("read subtask %s: %w", id, err)
 	}
-	// PUT replaces the whole description: an identical PUT repeated is harmless, so it is idempotent.
-	// The tail check keeps a retried append (after a lost answer) from adding the message twice.
 	add := strings.TrimSpace(markdown)
 	old := strings.TrimRight(cur.Markdown(), "\n")
-	if add == "" || strings.HasSuffix(old, add) {
+	switch {
+	case add == "":
+		return subtaskOf(cur), nil
+	case ref != "":
+		marker := blockMarker(ref)
+		if strings.Contains(old, marker) {
+			return subtaskOf(cur), nil
+		}
+		add = strings.TrimRight(withRef(add, marker), "\n")
+	case strings.HasSuffix(old, add):
 		return subtaskOf(cur), nil
 	}
 	next := add
 	if old != "" {
 		next = old + "\n\n---\n\n" + add
 	}
+	// PUT replaces the whole description, so repeating it after a lost answer writes the same text.
 	return t.UpdateDescription(ctx, id, next)
+}
+
+// blockMarker is the marker of the block a request appends: derived from its key, so a later run
+// of the same request finds it; distinct from the subtask markers of newRef.
+func blockMarker(requestRef string) string {
+	sum := sha256.Sum256([]byte("figsupport-append\x00" + requestRef))
+	return hex.EncodeToString(sum[:8])
 }
 
 // UpdateDescription replaces the subtask's description with markdown.
@@ -307,9 +315,8 @@ func (t *Tasks) UpdateDescription(ctx context.Context, id, markdown string) (cha
 		return chain.Subtask{}, errors.New("clickup: empty task id")
 	}
 	var task Task
-	err := t.do(ctx, request{method: "PUT", path: "/api/v2/task/" + url.PathEscape(id), body: updateBody{MarkdownContent: markdown}, idempotent: true}, &task)
-	if err != nil {
-		return chain.Subtask{}, fmt.Errorf("clickup: update subtask %s: %w", id, err)
+	if err := t.api.Send(ctx, http.MethodPut, "/api/v2/task/"+url.PathEscape(id), updateBody{MarkdownContent: markdown}, &task); err != nil {
+		return chain.Subtask{}, fmt.Errorf("update subtask %s: %w", id, err)
 	}
 	if task.ID == "" {
 		task.ID = id

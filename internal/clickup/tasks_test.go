@@ -209,21 +209,54 @@ func TestRateLimitResetHonoured(t *testing.T) {
 	}
 }
 
-func TestRateLimitBounded(t *testing.T) {
-	f := setup(t)
-	f.fake.Throttle(100, f.now.Add(time.Hour))
-	_, err := f.tasks.CreateSubtask(context.Background(), chain.SubtaskInput{Name: "n", Markdown: "m"})
-	var apiErr *APIError
-	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusTooManyRequests {
-		t.Fatalf("err = %v, want a 429 APIError", err)
+// TestRateLimitHints (issue 11): a reset 40 s away is waited for whole, not cut to the backoff's
+// cap and retried early; one past the policy's MaxHint, or past the context's deadline, fails at
+// once with the 429 and backoff.ErrWaitTooLong instead of sleeping into the deadline.
+func TestRateLimitHints(t *testing.T) {
+	tests := []struct {
+		name      string
+		reset     time.Duration
+		deadline  time.Duration // 0: none
+		wantErr   bool
+		wantCalls int // to the parent task
+	}{
+		{name: "reset 40 s away honoured whole", reset: 40 * time.Second, wantCalls: 2},
+		{name: "reset inside the deadline", reset: 40 * time.Second, deadline: time.Hour, wantCalls: 2},
+		{name: "reset past the deadline fails at once", reset: 40 * time.Second, deadline: 10 * time.Second, wantErr: true, wantCalls: 1},
+		{name: "reset beyond MaxHint fails at once", reset: time.Hour, wantErr: true, wantCalls: 1},
 	}
-	for _, d := range f.sleeps.all() {
-		if d > 5*time.Second {
-			t.Fatalf("waited %v, more than the policy's cap", d)
-		}
-	}
-	if n := len(f.fake.Calls()); n != 4 {
-		t.Fatalf("calls = %d, want 4 (the policy's attempts)", n)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := setup(t)
+			reset := f.now.Add(tt.reset).Truncate(time.Second)
+			f.fake.Throttle(1, reset)
+			ctx := context.Background()
+			if tt.deadline > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tt.deadline)
+				defer cancel()
+			}
+			_, err := f.tasks.CreateSubtask(ctx, chain.SubtaskInput{Name: "n", Markdown: "m"})
+			if n := f.fake.Count("GET", "/api/v2/task/parent1"); n != tt.wantCalls {
+				t.Errorf("parent GETs = %d, want %d", n, tt.wantCalls)
+			}
+			if !tt.wantErr {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := f.sleeps.all(); len(got) == 0 || got[0] != reset.Sub(f.now) {
+					t.Fatalf("waits = %v, want first %v (until X-RateLimit-Reset)", got, reset.Sub(f.now))
+				}
+				return
+			}
+			var apiErr *APIError
+			if !errors.As(err, &apiErr) || !apiErr.RateLimited() || !apiErr.Temporary() || !errors.Is(err, backoff.ErrWaitTooLong) {
+				t.Fatalf("err = %v, want the 429 with backoff.ErrWaitTooLong", err)
+			}
+			if got := f.sleeps.all(); len(got) != 0 {
+				t.Fatalf("waits = %v, want none", got)
+			}
+		})
 	}
 }
 
@@ -459,5 +492,78 @@ func TestResumedCreateFindsEarlierRun(t *testing.T) {
 	}
 	if n := len(f.fake.Subtasks("parent1")); n != 2 {
 		t.Fatalf("%d subtasks, want 2", n)
+	}
+}
+
+// TestAppendMarkedBlocks (issue 12): each appended block carries a marker derived from its request's
+// key, and a block whose marker is anywhere in the description is not appended again — also when
+// its PUT landed, its answer was lost, and another request appended a block before the retry.
+func TestAppendMarkedBlocks(t *testing.T) {
+	ctx := context.Background()
+	f := setup(t)
+	st, err := f.tasks.CreateSubtask(ctx, chain.SubtaskInput{Name: "sub", Markdown: "first message", Ref: "req-0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Request A: every PUT is done and its answer lost; the call fails, the block is there once.
+	f.fake.Inject(clickupfake.Fault{Method: "PUT", After: true, Drop: true, Times: 4})
+	if _, err := f.tasks.AppendSubtask(ctx, st.ID, "### Message A", "req-A"); err == nil {
+		t.Fatal("append with every answer lost succeeded")
+	}
+	// Request B is appended after it.
+	if _, err := f.tasks.AppendSubtask(ctx, st.ID, "### Message B", "req-B"); err != nil {
+		t.Fatal(err)
+	}
+	puts := f.fake.Count("PUT", "/api/v2/task/")
+	// A's retry finds its marker in the middle of the description and writes nothing.
+	if _, err := f.tasks.AppendSubtask(ctx, st.ID, "### Message A", "req-A"); err != nil {
+		t.Fatal(err)
+	}
+	// So does B's, and a retry whose text changed (the marker is the request's, not the text's).
+	if _, err := f.tasks.AppendSubtask(ctx, st.ID, "### Message B (reformulé)", "req-B"); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.fake.Count("PUT", "/api/v2/task/"); n != puts {
+		t.Errorf("%d PUTs for repeats, want 0", n-puts)
+	}
+	got, _ := f.fake.Task(st.ID)
+	md := got.Markdown
+	if strings.Count(md, "### Message A") != 1 || strings.Count(md, "### Message B") != 1 || strings.Index(md, "### Message A") > strings.Index(md, "### Message B") {
+		t.Fatalf("description = %q, want A then B, once each", md)
+	}
+	for _, ref := range []string{"req-A", "req-B"} {
+		if strings.Count(md, "`"+refPrefix+blockMarker(ref)+"`") != 1 {
+			t.Errorf("marker of %s not exactly once in %q", ref, md)
+		}
+	}
+	if strings.Contains(md, blockMarker("req-0")) || strings.Count(md, newRef("req-0")) != 1 {
+		t.Errorf("create and append markers mixed up: %q", md)
+	}
+	// An unmarked append still skips an identical last block only.
+	if _, err := f.tasks.AppendSubtask(ctx, st.ID, "note libre", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.tasks.AppendSubtask(ctx, st.ID, "note libre", ""); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := f.fake.Task(st.ID); strings.Count(got.Markdown, "note libre") != 1 {
+		t.Errorf("unmarked repeat appended twice: %q", got.Markdown)
+	}
+}
+
+// TestErrorClasses is the contract the chain classifies by.
+func TestErrorClasses(t *testing.T) {
+	tests := []struct {
+		status                            int
+		temporary, credentials, rateLimit bool
+	}{
+		{400, false, false, false}, {401, false, true, false}, {403, false, true, false}, {404, false, false, false},
+		{409, false, false, false}, {422, false, false, false}, {429, true, false, true}, {500, true, false, false}, {502, true, false, false},
+	}
+	for _, tt := range tests {
+		e := &APIError{Status: tt.status}
+		if e.Temporary() != tt.temporary || e.Credentials() != tt.credentials || e.RateLimited() != tt.rateLimit || e.Refused() != (tt.status == 429) {
+			t.Errorf("%d: Temporary %v Credentials %v RateLimited %v Refused %v", tt.status, e.Temporary(), e.Credentials(), e.RateLimited(), e.Refused())
+		}
 	}
 }

@@ -39,7 +39,7 @@ func (m *CRM) check(ctx context.Context, create bool) []health.Check {
 		{"token and contacts access", "/crm/v3/objects/contacts"},
 		{"tickets access", "/crm/v3/objects/tickets"},
 	} {
-		err := m.c.get(ctx, probe.path, url.Values{"limit": {"1"}}, nil)
+		err := m.c.api.Get(ctx, probe.path, url.Values{"limit": {"1"}}, nil)
 		if err != nil {
 			tokenOK = tokenOK && statusOf(err) != http.StatusUnauthorized
 			add(probe.name, health.Fail, explain(err))
@@ -51,18 +51,22 @@ func (m *CRM) check(ctx context.Context, create bool) []health.Check {
 		return out
 	}
 
-	created, err := m.properties(ctx, create)
+	created, activity, err := m.properties(ctx, create)
+	var names []string
+	for _, p := range customProperties {
+		names = append(names, p.name)
+	}
 	switch {
 	case err != nil:
 		add("custom properties", health.Fail, explain(err))
 	case !create && len(created) > 0:
 		add("custom properties", health.Warn, "missing "+strings.Join(created, ", ")+": doctor without --dry-run creates them")
 	case len(created) > 0:
-		add("custom properties", health.OK, "created "+strings.Join(created, ", ")+" (group ticketinformation)")
-		_ = m.memo.Put(ctx, m.memoKey(), "ok")
+		add("custom properties", health.OK, "created "+strings.Join(created, ", ")+" (group ticketinformation)"+activityNote(activity))
+		_ = m.memo.Put(ctx, m.memoKey(), memoValue(activity))
 	default:
-		add("custom properties", health.OK, PropSubtaskID+" and "+PropFileURLs+" present")
-		_ = m.memo.Put(ctx, m.memoKey(), "ok")
+		add("custom properties", health.OK, strings.Join(names, ", ")+" present"+activityNote(activity))
+		_ = m.memo.Put(ctx, m.memoKey(), memoValue(activity))
 	}
 
 	var p struct {
@@ -75,7 +79,7 @@ func (m *CRM) check(ctx context.Context, create bool) []health.Check {
 			Metadata map[string]string `json:"metadata"`
 		} `json:"stages"`
 	}
-	if err := m.c.get(ctx, "/crm/v3/pipelines/tickets/"+url.PathEscape(m.cfg.PipelineID), nil, &p); err != nil {
+	if err := m.c.api.Get(ctx, "/crm/v3/pipelines/tickets/"+url.PathEscape(m.cfg.PipelineID), nil, &p); err != nil {
 		if statusOf(err) == http.StatusNotFound {
 			add("pipeline", health.Fail, fmt.Sprintf("ticket pipeline %q does not exist: set HUBSPOT_PIPELINE_ID", m.cfg.PipelineID))
 		} else {
@@ -117,6 +121,14 @@ func (m *CRM) check(ctx context.Context, create bool) []health.Check {
 		add("pipeline", health.OK, detail)
 	}
 	return out
+}
+
+// activityNote says which of HubSpot's own activity dates threading reads on this portal.
+func activityNote(activity []string) string {
+	if len(activity) == 0 {
+		return "; no HubSpot activity date on tickets: threading reads figsupport's and hs_lastmodifieddate"
+	}
+	return "; threading also reads " + strings.Join(activity, ", ")
 }
 
 // explain turns an error into an actionable sentence without secrets.

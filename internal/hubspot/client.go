@@ -1,5 +1,5 @@
 // Package hubspot is the HubSpot CRM v3 client and the CRM backend built on it: contacts, tickets
-// threaded per conversation, notes, the two custom ticket properties, and doctor checks. Every HTTP
+// threaded per conversation, notes, the custom ticket properties, and doctor checks. Every HTTP
 // detail of HubSpot stays in this package.
 package hubspot
 
@@ -9,10 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -21,6 +19,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/figurative/figsupport/internal/backoff"
+	"github.com/figurative/figsupport/internal/rest"
 )
 
 // DefaultBaseURL is HubSpot's API host.
@@ -29,9 +28,11 @@ const DefaultBaseURL = "https://api.hubapi.com"
 // ErrDailyLimit marks a 429 whose policy is DAILY: retrying before the portal's midnight is pointless.
 var ErrDailyLimit = errors.New("hubspot daily API limit reached")
 
-// ErrUncertainCreate is returned (wrapped) when a create may have reached HubSpot, the check for it
-// could not run, and repeating it could make a duplicate.
-var ErrUncertainCreate = errors.New("hubspot create may have happened and could not be checked")
+// dailyLimitHint is the wait given for a DAILY 429. HubSpot resets the daily limit at midnight in
+// the portal's time zone, which the API does not tell; an hour is beyond any in-run wait
+// (backoff.DefaultMaxHint), so the call fails at once while a later retry of the request (the
+// daemon's) may find the limit reset.
+const dailyLimitHint = time.Hour
 
 // APIError is a non-2xx answer from HubSpot.
 type APIError struct {
@@ -107,37 +108,51 @@ func (e *APIError) MissingScopes() []string {
 	return out
 }
 
-// Temporary says whether trying again later may succeed.
+// Temporary says whether trying again later may succeed: a rate limit (the daily one too, after
+// HubSpot's reset), a 5xx. Any other 4xx will not change by waiting.
 func (e *APIError) Temporary() bool {
-	if e.Status == http.StatusTooManyRequests {
-		return e.PolicyName != "DAILY"
-	}
-	return e.Status >= 500
+	return e.Status == http.StatusTooManyRequests || e.Status >= 500
 }
 
-// ClientConfig configures a Client. Zero values take the defaults.
+// RateLimited reports a 429, whatever its policy.
+func (e *APIError) RateLimited() bool { return e.Status == http.StatusTooManyRequests }
+
+// Refused tells the retry loop that HubSpot did nothing: a 429 is refused before any work, so
+// even a create may be sent again without looking for it first.
+func (e *APIError) Refused() bool { return e.Status == http.StatusTooManyRequests }
+
+// RetryHint is the server's wait: Retry-After, or one derived from the rate-limit headers.
+func (e *APIError) RetryHint() time.Duration { return e.RetryAfter }
+
+// ClientConfig configures a Client. Zero values take the package's defaults, which are those of
+// internal/config.Keys (HUBSPOT_TIMEOUT, HUBSPOT_RATE_LIMIT) for use of the package on its own.
 type ClientConfig struct {
 	Token           string
 	BaseURL         string         // default DefaultBaseURL
-	Timeout         time.Duration  // per attempt; default 30 s
-	RequestsPer10s  int            // client-side limit of all calls; default 100
-	SearchPerSecond int            // client-side limit of search calls; default 5
+	Timeout         time.Duration  // per attempt; default DefaultTimeout
+	RequestsPer10s  int            // client-side limit of all calls; default DefaultRequestsPer10s
+	SearchPerSecond int            // client-side limit of search calls; default DefaultSearchPerSecond
 	Retry           backoff.Policy // default backoff.Default
 	HTTPClient      *http.Client   // default: one with Timeout and bounded dial/TLS/header waits
 	UserAgent       string
+	// Sleep waits between attempts; nil is backoff.Sleep. Tests replace it so that a server's
+	// hint (seconds) is recorded rather than slept.
+	Sleep func(ctx context.Context, d time.Duration) error
 }
 
-// Client talks to HubSpot: one do method, retries and limits inside it.
+// Package defaults, the same as internal/config.Keys where a key exists.
+const (
+	DefaultTimeout         = 30 * time.Second // HUBSPOT_TIMEOUT
+	DefaultRequestsPer10s  = 100              // HUBSPOT_RATE_LIMIT (the lowest tier)
+	DefaultSearchPerSecond = 5                // search's own limit, per account; no key
+)
+
+// Client talks to HubSpot: every call goes through one rest.Client, whose Wait hook applies the
+// client-side limits and whose CheckResponse decodes HubSpot's error bodies into *APIError.
 type Client struct {
-	token   string
-	base    *url.URL
-	http    *http.Client
-	retry   backoff.Policy
-	all     *rate.Limiter
-	search  *rate.Limiter
-	ua      string
-	sleep   func(context.Context, time.Duration) error
-	onRetry func(attempt int, err error, wait time.Duration)
+	api    rest.Client
+	all    *rate.Limiter
+	search *rate.Limiter
 }
 
 // NewClient builds a client; the token is never put in an error.
@@ -148,18 +163,18 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if cfg.BaseURL == "" {
 		cfg.BaseURL = DefaultBaseURL
 	}
-	u, err := url.Parse(strings.TrimRight(cfg.BaseURL, "/"))
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("hubspot: base URL %q is not an http(s) URL", cfg.BaseURL)
+	base, err := rest.ParseBase(cfg.BaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("hubspot: HUBSPOT_BASE_URL: %w", err)
 	}
 	if cfg.Timeout <= 0 {
-		cfg.Timeout = 30 * time.Second
+		cfg.Timeout = DefaultTimeout
 	}
 	if cfg.RequestsPer10s <= 0 {
-		cfg.RequestsPer10s = 100
+		cfg.RequestsPer10s = DefaultRequestsPer10s
 	}
 	if cfg.SearchPerSecond <= 0 {
-		cfg.SearchPerSecond = 5
+		cfg.SearchPerSecond = DefaultSearchPerSecond
 	}
 	if cfg.Retry.Attempts == 0 {
 		cfg.Retry = backoff.Default
@@ -180,16 +195,36 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if ua == "" {
 		ua = "figsupport"
 	}
-	return &Client{
-		token:  cfg.Token,
-		base:   u,
-		http:   hc,
-		retry:  cfg.Retry,
+	c := &Client{
 		all:    newLimiter(cfg.RequestsPer10s, 10*time.Second),
 		search: newLimiter(cfg.SearchPerSecond, time.Second),
-		ua:     ua,
-		sleep:  backoff.Sleep,
-	}, nil
+	}
+	token := cfg.Token
+	c.api = rest.Client{
+		Service: "hubspot", BaseURL: base, HTTP: hc, Retry: cfg.Retry, UserAgent: ua,
+		Authorize: func(_ context.Context, r *http.Request) error {
+			r.Header.Set("Authorization", "Bearer "+token)
+			return nil
+		},
+		CheckResponse: checkResponse,
+		Wait:          c.wait,
+		Sleep:         cfg.Sleep,
+	}
+	return c, nil
+}
+
+// wait keeps every call under the portal's limit and searches under search's own, which HubSpot
+// does not announce in headers.
+func (c *Client) wait(ctx context.Context, req *rest.Request) error {
+	if err := c.all.Wait(ctx); err != nil {
+		return fmt.Errorf("rate limiter: %w", err)
+	}
+	if strings.HasSuffix(req.Path, "/search") {
+		if err := c.search.Wait(ctx); err != nil {
+			return fmt.Errorf("search rate limiter: %w", err)
+		}
+	}
+	return nil
 }
 
 // newLimiter allows at most n events in any window: a token bucket whose burst plus refill over one
@@ -201,145 +236,6 @@ func newLimiter(n int, window time.Duration) *rate.Limiter {
 	}
 	refill := n - burst
 	return rate.NewLimiter(rate.Limit(float64(refill)/window.Seconds()), burst)
-}
-
-// request is one logical call.
-type request struct {
-	method string
-	path   string
-	query  url.Values
-	body   any
-	// created looks for what this POST would have created, after an attempt whose outcome is
-	// unknown (network error, timeout, 5xx): found means done, and out has been filled.
-	created func(ctx context.Context) (found bool, err error)
-}
-
-func (c *Client) get(ctx context.Context, path string, q url.Values, out any) error {
-	return c.do(ctx, request{method: http.MethodGet, path: path, query: q}, out)
-}
-
-func (c *Client) post(ctx context.Context, path string, body, out any) error {
-	return c.do(ctx, request{method: http.MethodPost, path: path, body: body}, out)
-}
-
-func (c *Client) patch(ctx context.Context, path string, body, out any) error {
-	return c.do(ctx, request{method: http.MethodPatch, path: path, body: body}, out)
-}
-
-// do sends a request, decodes a 2xx JSON answer into out, and retries 429 (except DAILY), 5xx and
-// network errors under the shared backoff policy, honouring the server's hints. Before repeating a
-// create whose first attempt may have landed, it runs req.created.
-func (c *Client) do(ctx context.Context, req request, out any) error {
-	var payload []byte
-	if req.body != nil {
-		var err error
-		if payload, err = json.Marshal(req.body); err != nil {
-			return fmt.Errorf("hubspot %s %s: encode body: %w", req.method, req.path, err)
-		}
-	}
-	isSearch := strings.HasSuffix(req.path, "/search")
-	uncertain := false
-	var last error
-	for attempt := 1; ; attempt++ {
-		if uncertain && req.created != nil {
-			found, err := req.created(ctx)
-			if err != nil {
-				return fmt.Errorf("%w: %s %s (%v); last error: %w", ErrUncertainCreate, req.method, req.path, err, last)
-			}
-			if found {
-				return nil
-			}
-		}
-		if err := c.all.Wait(ctx); err != nil {
-			return fmt.Errorf("hubspot %s %s: %w", req.method, req.path, err)
-		}
-		if isSearch {
-			if err := c.search.Wait(ctx); err != nil {
-				return fmt.Errorf("hubspot %s %s: %w", req.method, req.path, err)
-			}
-		}
-		hint, err := c.once(ctx, req, payload, out)
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("hubspot %s %s: %w", req.method, req.path, ctx.Err())
-		}
-		last = err
-		var apiErr *APIError
-		switch {
-		case errors.As(err, &apiErr):
-			if !apiErr.Temporary() {
-				return err
-			}
-			// A 429 was refused before doing anything; a 5xx may have been done.
-			uncertain = uncertain || apiErr.Status >= 500
-		default: // transport error: the request may have reached HubSpot
-			uncertain = true
-		}
-		if attempt >= c.retry.Attempts {
-			return err
-		}
-		wait := c.retry.Delay(attempt, hint)
-		if c.onRetry != nil {
-			c.onRetry(attempt, err, wait)
-		}
-		if err := c.sleep(ctx, wait); err != nil {
-			return fmt.Errorf("hubspot %s %s: %w (after %w)", req.method, req.path, err, last)
-		}
-	}
-}
-
-// once is one attempt; it returns the server's retry hint with any error.
-func (c *Client) once(ctx context.Context, req request, payload []byte, out any) (time.Duration, error) {
-	u := *c.base
-	u.Path = c.base.Path + req.path
-	if len(req.query) > 0 {
-		u.RawQuery = req.query.Encode()
-	}
-	var body io.Reader
-	if payload != nil {
-		body = bytes.NewReader(payload)
-	}
-	hr, err := http.NewRequestWithContext(ctx, req.method, u.String(), body)
-	if err != nil {
-		return 0, fmt.Errorf("hubspot %s %s: %w", req.method, req.path, err)
-	}
-	hr.Header.Set("Authorization", "Bearer "+c.token)
-	hr.Header.Set("Accept", "application/json")
-	hr.Header.Set("User-Agent", c.ua)
-	if payload != nil {
-		hr.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.http.Do(hr)
-	if err != nil {
-		return 0, fmt.Errorf("hubspot %s %s: %w", req.method, req.path, redact(err))
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return 0, fmt.Errorf("hubspot %s %s: read answer: %w", req.method, req.path, err)
-	}
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		if out == nil || len(bytes.TrimSpace(data)) == 0 {
-			return 0, nil
-		}
-		if err := json.Unmarshal(data, out); err != nil {
-			return 0, fmt.Errorf("hubspot %s %s: decode answer: %w", req.method, req.path, err)
-		}
-		return 0, nil
-	}
-	e := parseError(req.method, req.path, resp, data)
-	return e.RetryAfter, e
-}
-
-// redact drops the URL from a transport error: it holds no secret today, but query strings might.
-func redact(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return fmt.Errorf("%s: %w", ue.Op, ue.Err)
-	}
-	return err
 }
 
 // errorBody is HubSpot's error shape; 429s use errorType and policyName.
@@ -354,6 +250,11 @@ type errorBody struct {
 	IdentityProfile *struct {
 		VID json.Number `json:"vid"`
 	} `json:"identityProfile"`
+}
+
+// checkResponse is the rest.Client's CheckResponse: HubSpot's error body as an *APIError.
+func checkResponse(req *rest.Request, resp *http.Response, data []byte) error {
+	return parseError(req.Method, req.Path, resp, data)
 }
 
 func parseError(method, path string, resp *http.Response, data []byte) *APIError {
@@ -389,13 +290,11 @@ func parseError(method, path string, resp *http.Response, data []byte) *APIError
 // retryHint reads Retry-After (seconds or HTTP date), else derives a wait from HubSpot's
 // X-HubSpot-RateLimit-* headers when the window is exhausted.
 func retryHint(h http.Header, policy string) time.Duration {
-	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
-		if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-			return time.Duration(n) * time.Second
-		}
-		if t, err := http.ParseTime(v); err == nil {
-			return max(time.Until(t), 0)
-		}
+	if policy == "DAILY" {
+		return dailyLimitHint
+	}
+	if d := rest.RetryAfter(h, time.Now()); d > 0 {
+		return d
 	}
 	if policy == "SECONDLY" || h.Get("X-HubSpot-RateLimit-Secondly-Remaining") == "0" {
 		return time.Second

@@ -3,6 +3,7 @@ package hubspot
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"github.com/figurative/figsupport/internal/backoff"
 	"github.com/figurative/figsupport/internal/chain"
 	"github.com/figurative/figsupport/internal/fakes/hubspotfake"
+	"github.com/figurative/figsupport/internal/rest"
 )
 
 var testPolicy = backoff.Policy{Attempts: 4, Base: time.Millisecond, Max: 50 * time.Millisecond}
@@ -26,7 +28,7 @@ func newTestCRM(t *testing.T, srv *hubspotfake.Server) (*CRM, *[]time.Duration) 
 	}
 	var mu sync.Mutex
 	waits := &[]time.Duration{}
-	m.c.sleep = func(ctx context.Context, d time.Duration) error {
+	m.c.api.Sleep = func(ctx context.Context, d time.Duration) error {
 		mu.Lock()
 		*waits = append(*waits, d)
 		mu.Unlock()
@@ -45,18 +47,19 @@ func TestDoRetries(t *testing.T) {
 		wantWaits []time.Duration // exact waits when the server gave a hint
 		check     func(t *testing.T, err error)
 	}{
-		{name: "ten-secondly 429 with Retry-After is retried after the hint (capped)",
-			faults: []hubspotfake.Fault{{Status: 429, RetryAfter: "1"}}, wantCalls: 2, wantWaits: []time.Duration{50 * time.Millisecond}},
+		// The server's hint is honoured whole, beyond the backoff's 50 ms cap of computed delays.
+		{name: "ten-secondly 429 with Retry-After is retried after the hint",
+			faults: []hubspotfake.Fault{{Status: 429, RetryAfter: "3"}}, wantCalls: 2, wantWaits: []time.Duration{3 * time.Second}},
 		{name: "429 without Retry-After waits a share of the rate-limit interval",
-			faults: []hubspotfake.Fault{{Status: 429}}, wantCalls: 2, wantWaits: []time.Duration{50 * time.Millisecond}},
+			faults: []hubspotfake.Fault{{Status: 429}}, wantCalls: 2, wantWaits: []time.Duration{time.Second}},
 		{name: "secondly search 429 is retried",
-			faults: []hubspotfake.Fault{{Status: 429, Policy: "SECONDLY"}}, wantCalls: 2, wantWaits: []time.Duration{50 * time.Millisecond}},
+			faults: []hubspotfake.Fault{{Status: 429, Policy: "SECONDLY"}}, wantCalls: 2, wantWaits: []time.Duration{time.Second}},
 		{name: "5xx then success", faults: []hubspotfake.Fault{{Status: 502}, {Status: 503}}, wantCalls: 3},
 		{name: "network error then success", faults: []hubspotfake.Fault{{Drop: true}}, wantCalls: 2},
 		{name: "daily 429 fails fast", faults: []hubspotfake.Fault{{Status: 429, Policy: "DAILY"}}, wantCalls: 1, wantErr: true,
 			check: func(t *testing.T, err error) {
-				if !errors.Is(err, ErrDailyLimit) {
-					t.Errorf("err = %v, want ErrDailyLimit", err)
+				if !errors.Is(err, ErrDailyLimit) || !errors.Is(err, backoff.ErrWaitTooLong) {
+					t.Errorf("err = %v, want ErrDailyLimit, failed at once (ErrWaitTooLong)", err)
 				}
 				if !strings.Contains(err.Error(), "daily API limit") {
 					t.Errorf("err = %q, want a clear daily-limit message", err)
@@ -112,7 +115,7 @@ func TestTypedErrors(t *testing.T) {
 	m, _ := newTestCRM(t, srv)
 
 	// Unknown property: 400 VALIDATION_ERROR, not retried.
-	err := m.c.post(ctx, "/crm/v3/objects/tickets", createInput{Properties: map[string]string{"nope": "x", "hs_pipeline_stage": "1"}}, nil)
+	err := m.c.api.Send(ctx, http.MethodPost, "/crm/v3/objects/tickets", createInput{Properties: map[string]string{"nope": "x", "hs_pipeline_stage": "1"}}, nil)
 	var e *APIError
 	if !errors.As(err, &e) || e.Status != 400 || e.Category != "VALIDATION_ERROR" || e.CorrelationID == "" {
 		t.Fatalf("err = %#v, want a 400 VALIDATION_ERROR with a correlation id", err)
@@ -156,7 +159,7 @@ func TestRequestHeaders(t *testing.T) {
 	srv := hubspotfake.New(hubspotfake.Options{})
 	defer srv.Close()
 	m, _ := newTestCRM(t, srv)
-	m.c.http = &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+	m.c.api.HTTP = &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
 		got = r.Header.Clone()
 		return http.DefaultTransport.RoundTrip(r)
 	})}
@@ -177,7 +180,7 @@ func TestContextCancelsRetries(t *testing.T) {
 	defer srv.Close()
 	m, _ := newTestCRM(t, srv)
 	ctx, cancel := context.WithCancel(context.Background())
-	m.c.sleep = func(ctx context.Context, d time.Duration) error {
+	m.c.api.Sleep = func(ctx context.Context, d time.Duration) error {
 		cancel()
 		return backoff.Sleep(ctx, time.Hour)
 	}
@@ -231,6 +234,8 @@ func TestRetryHint(t *testing.T) {
 		want   time.Duration
 	}{
 		{"retry-after seconds", map[string]string{"Retry-After": "3"}, "", 3 * time.Second},
+		{"retry-after HTTP date", map[string]string{"Retry-After": time.Now().Add(90 * time.Second).UTC().Format(http.TimeFormat)}, "", 90 * time.Second},
+		{"daily limit: no retry within the run", map[string]string{"Retry-After": "1"}, "DAILY", dailyLimitHint},
 		{"secondly policy", nil, "SECONDLY", time.Second},
 		{"exhausted ten-second window", map[string]string{"X-HubSpot-RateLimit-Remaining": "0", "X-HubSpot-RateLimit-Interval-Milliseconds": "10000"}, "TEN_SECONDLY_ROLLING", time.Second},
 		{"window not exhausted", map[string]string{"X-HubSpot-RateLimit-Remaining": "40", "X-HubSpot-RateLimit-Interval-Milliseconds": "10000"}, "", 0},
@@ -242,7 +247,8 @@ func TestRetryHint(t *testing.T) {
 			for k, v := range tt.h {
 				h.Set(k, v)
 			}
-			if got := retryHint(h, tt.policy); got != tt.want {
+			// An HTTP date has second precision: allow the second the test may straddle.
+			if got := retryHint(h, tt.policy); got != tt.want && (got > tt.want || got < tt.want-time.Second) {
 				t.Errorf("retryHint = %v, want %v", got, tt.want)
 			}
 		})
@@ -330,5 +336,55 @@ func TestCreateIsNotRepeated(t *testing.T) {
 				srv.Close()
 			}
 		})
+	}
+}
+
+// TestErrorClasses is the contract the chain classifies by: Temporary, Credentials, RateLimited.
+func TestErrorClasses(t *testing.T) {
+	tests := []struct {
+		status                            int
+		policy                            string
+		temporary, credentials, rateLimit bool
+	}{
+		{400, "", false, false, false},
+		{401, "", false, true, false},
+		{403, "", false, true, false},
+		{404, "", false, false, false},
+		{409, "", false, false, false},
+		{422, "", false, false, false},
+		{429, "TEN_SECONDLY_ROLLING", true, false, true},
+		{429, "DAILY", true, false, true},
+		{500, "", true, false, false},
+		{503, "", true, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprint(tt.status, tt.policy), func(t *testing.T) {
+			e := &APIError{Status: tt.status, PolicyName: tt.policy}
+			if e.Temporary() != tt.temporary || e.Credentials() != tt.credentials || e.RateLimited() != tt.rateLimit {
+				t.Errorf("%d %s: Temporary %v Credentials %v RateLimited %v; want %v %v %v", tt.status, tt.policy,
+					e.Temporary(), e.Credentials(), e.RateLimited(), tt.temporary, tt.credentials, tt.rateLimit)
+			}
+			if e.Refused() != (tt.status == 429) {
+				t.Errorf("Refused = %v", e.Refused())
+			}
+		})
+	}
+	// A call that got no answer is temporary, and says so through the same methods.
+	srv := hubspotfake.New(hubspotfake.Options{Inject: hubspotfake.Script("", "/", hubspotfake.Fault{Drop: true}, hubspotfake.Fault{Drop: true},
+		hubspotfake.Fault{Drop: true}, hubspotfake.Fault{Drop: true})})
+	defer srv.Close()
+	m, _ := newTestCRM(t, srv)
+	_, err := m.GetTicket(context.Background(), "1")
+	var c interface {
+		Temporary() bool
+		Credentials() bool
+		RateLimited() bool
+	}
+	if !errors.As(err, &c) || !c.Temporary() || c.Credentials() || c.RateLimited() {
+		t.Fatalf("err = %v: want a temporary failure through the classification methods", err)
+	}
+	var ne *rest.NetError
+	if !errors.As(err, &ne) {
+		t.Fatalf("err = %v, want a *rest.NetError", err)
 	}
 }

@@ -30,9 +30,18 @@ const (
 const (
 	PropSubtaskID = "clickup_subtask_id"
 	PropFileURLs  = "fichiers_urls"
+	// PropLastMessageAt is when the customer last wrote (a datetime): a note is not activity for
+	// hs_lastmodifieddate, so threading keeps its own.
+	PropLastMessageAt = "figsupport_last_message_at"
 )
 
-// Config is the HubSpot backend's configuration, as plain values.
+// HubSpot's own activity dates on tickets, read into LastActivity where the portal has them
+// (they are computed asynchronously and not present everywhere), most telling first.
+var hubspotActivityProps = []string{"hs_last_message_received_at", "hs_lastactivitydate", "notes_last_updated"}
+
+// Config is the HubSpot backend's configuration, as plain values. cmd/ fills every field from
+// internal/config.Keys; the defaults below (the same values, checked by a test) serve only when the
+// package is used on its own.
 type Config struct {
 	Token           string        // HUBSPOT_API_KEY (private app access token)
 	BaseURL         string        // HUBSPOT_BASE_URL; default https://api.hubapi.com
@@ -42,33 +51,45 @@ type Config struct {
 	StageNew        string        // HUBSPOT_STAGE_NEW; default "1"
 	StageClosed     string        // HUBSPOT_STAGE_CLOSED; default "4"
 	OpenStages      []string      // HUBSPOT_OPEN_STAGES; default 1,2 (doctor checks they exist)
-	RequestsPer10s  int           // HUBSPOT_RATE_LIMIT; default 100
-	SearchPerSecond int           // default 5
-	Timeout         time.Duration // HUBSPOT_TIMEOUT, per HTTP attempt; default 30 s
+	RequestsPer10s  int           // HUBSPOT_RATE_LIMIT; default DefaultRequestsPer10s
+	SearchPerSecond int           // default DefaultSearchPerSecond
+	Timeout         time.Duration // HUBSPOT_TIMEOUT, per HTTP attempt; default DefaultTimeout
 
-	Retry      backoff.Policy   // zero: backoff.Default
-	HTTPClient *http.Client     // tests; nil for the default
-	Now        func() time.Time // note timestamps when a note has no time; default time.Now
+	Retry      backoff.Policy                                   // zero: backoff.Default
+	HTTPClient *http.Client                                     // tests; nil for the default
+	Now        func() time.Time                                 // note timestamps when a note has no time; default time.Now
+	Sleep      func(ctx context.Context, d time.Duration) error // tests: waits between attempts; nil sleeps
 }
+
+// Defaults of the package used on its own: the values of internal/config.Keys.
+const (
+	DefaultAppDomain   = "app.hubspot.com"
+	DefaultPipelineID  = "0"
+	DefaultStageNew    = "1"
+	DefaultStageClosed = "4"
+)
+
+// DefaultOpenStages is HUBSPOT_OPEN_STAGES' default.
+var DefaultOpenStages = []string{"1", "2"}
 
 func (c *Config) defaults() {
 	if c.BaseURL == "" {
 		c.BaseURL = DefaultBaseURL
 	}
 	if c.AppDomain == "" {
-		c.AppDomain = "app.hubspot.com"
+		c.AppDomain = DefaultAppDomain
 	}
 	if c.PipelineID == "" {
-		c.PipelineID = "0"
+		c.PipelineID = DefaultPipelineID
 	}
 	if c.StageNew == "" {
-		c.StageNew = "1"
+		c.StageNew = DefaultStageNew
 	}
 	if c.StageClosed == "" {
-		c.StageClosed = "4"
+		c.StageClosed = DefaultStageClosed
 	}
 	if len(c.OpenStages) == 0 {
-		c.OpenStages = []string{"1", "2"}
+		c.OpenStages = slices.Clone(DefaultOpenStages)
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -83,6 +104,11 @@ type CRM struct {
 
 	propsMu    sync.Mutex
 	propsReady bool
+	// searchDates are the datetime properties FindOpenTicket searches on, once the properties are
+	// known: ours, hs_lastmodifieddate and HubSpot's activity dates the portal has.
+	searchDates []string
+
+	views viewCache
 }
 
 // New builds the backend. memo remembers that the custom properties exist (the journal in
@@ -91,7 +117,7 @@ func New(cfg Config, memo Memo) (*CRM, error) {
 	cfg.defaults()
 	c, err := NewClient(ClientConfig{
 		Token: cfg.Token, BaseURL: cfg.BaseURL, Timeout: cfg.Timeout, RequestsPer10s: cfg.RequestsPer10s,
-		SearchPerSecond: cfg.SearchPerSecond, Retry: cfg.Retry, HTTPClient: cfg.HTTPClient,
+		SearchPerSecond: cfg.SearchPerSecond, Retry: cfg.Retry, HTTPClient: cfg.HTTPClient, Sleep: cfg.Sleep,
 	})
 	if err != nil {
 		return nil, err
@@ -168,7 +194,7 @@ func (m *CRM) FindOrCreateContact(ctx context.Context, email, name string) (chai
 		}
 	}
 	var o object
-	err := m.c.post(ctx, "/crm/v3/objects/contacts", createInput{Properties: props}, &o)
+	err := m.c.api.Send(ctx, http.MethodPost, "/crm/v3/objects/contacts", createInput{Properties: props}, &o)
 	if err == nil {
 		return chain.Contact{ID: o.ID, Email: email, Created: true}, nil
 	}
@@ -177,7 +203,7 @@ func (m *CRM) FindOrCreateContact(ctx context.Context, email, name string) (chai
 	}
 	if statusOf(err) == http.StatusConflict {
 		// A 409 without an id: read it by e-mail, which is consistent (not the search index).
-		if err := m.c.get(ctx, "/crm/v3/objects/contacts/"+url.PathEscape(email), url.Values{"idProperty": {"email"}}, &o); err != nil {
+		if err := m.c.api.Get(ctx, "/crm/v3/objects/contacts/"+url.PathEscape(email), url.Values{"idProperty": {"email"}}, &o); err != nil {
 			return chain.Contact{}, fmt.Errorf("find contact after conflict: %w", err)
 		}
 		return chain.Contact{ID: o.ID, Email: email}, nil
@@ -190,7 +216,7 @@ func (m *CRM) FindOrCreateContact(ctx context.Context, email, name string) (chai
 func (m *CRM) FindContact(ctx context.Context, email string) (*chain.Contact, error) {
 	email = strings.ToLower(strings.TrimSpace(email))
 	var o object
-	err := m.c.get(ctx, "/crm/v3/objects/contacts/"+url.PathEscape(email), url.Values{"idProperty": {"email"}}, &o)
+	err := m.c.api.Get(ctx, "/crm/v3/objects/contacts/"+url.PathEscape(email), url.Values{"idProperty": {"email"}}, &o)
 	if statusOf(err) == http.StatusNotFound {
 		return nil, nil
 	}
@@ -203,7 +229,8 @@ func (m *CRM) FindContact(ctx context.Context, email string) (*chain.Contact, er
 // ---------------------------------------------------------------------------------------------
 // tickets
 
-var ticketProps = []string{"subject", "content", "hs_pipeline", "hs_pipeline_stage", "hs_lastmodifieddate", "createdate", PropFileURLs, PropSubtaskID}
+var ticketProps = append([]string{"subject", "content", "hs_pipeline", "hs_pipeline_stage", "hs_lastmodifieddate", "createdate",
+	PropFileURLs, PropSubtaskID, PropLastMessageAt}, hubspotActivityProps...)
 
 func (m *CRM) ticket(o *object, contactID string) chain.Ticket {
 	t := chain.Ticket{
@@ -216,14 +243,26 @@ func (m *CRM) ticket(o *object, contactID string) chain.Ticket {
 		URL:       m.TicketURL(o.ID),
 	}
 	t.Classification, _ = parseClassification(t.Subject)
-	t.LastActivity = parseTime(o.prop("hs_lastmodifieddate"))
-	if t.LastActivity.IsZero() {
-		t.LastActivity = o.UpdatedAt
-	}
+	t.LastActivity = lastActivity(o)
 	if c := o.Associations["contacts"]; t.ContactID == "" && len(c.Results) > 0 {
 		t.ContactID = c.Results[0].ID
 	}
 	return t
+}
+
+// lastActivity is the latest of the customer's last message (ours), hs_lastmodifieddate (an
+// agent's change of stage or owner, our own writes) and HubSpot's activity dates where present.
+func lastActivity(o *object) time.Time {
+	last := parseTime(o.prop("hs_lastmodifieddate"))
+	if last.IsZero() {
+		last = o.UpdatedAt
+	}
+	for _, p := range append([]string{PropLastMessageAt}, hubspotActivityProps...) {
+		if t := parseTime(o.prop(p)); t.After(last) {
+			last = t
+		}
+	}
+	return last
 }
 
 // parseTime reads HubSpot datetimes: ISO 8601 in object answers, epoch milliseconds in some places.
@@ -280,31 +319,34 @@ func mergeURLs(old, add []string) []string {
 	return out
 }
 
-// CreateTicket creates the ticket associated with its contact in one call. A create whose answer
-// was lost is looked for among the contact's tickets before it is repeated.
+// CreateTicket creates the ticket associated with its contact in one call, its last message time
+// set to in.At. A create whose answer was lost is looked for among the contact's tickets before it
+// is repeated.
 func (m *CRM) CreateTicket(ctx context.Context, in chain.TicketInput) (chain.Ticket, error) {
 	if in.ContactID == "" {
 		return chain.Ticket{}, errors.New("hubspot: ticket needs a contact")
+	}
+	if err := m.EnsureProperties(ctx); err != nil {
+		return chain.Ticket{}, err
+	}
+	at := in.At
+	if at.IsZero() {
+		at = m.cfg.Now()
 	}
 	props := map[string]string{
 		"subject":           subjectWith(in.Classification, in.Subject),
 		"content":           in.Content,
 		"hs_pipeline":       m.cfg.PipelineID,
 		"hs_pipeline_stage": m.cfg.StageNew,
+		PropLastMessageAt:   epochMs(at),
 	}
 	if urls := mergeURLs(nil, in.FileURLs); len(urls) > 0 {
-		if err := m.EnsureProperties(ctx); err != nil {
-			return chain.Ticket{}, err
-		}
 		props[PropFileURLs] = strings.Join(urls, "\n")
 	}
 	var o object
 	started := m.cfg.Now()
 	created := func(ctx context.Context, since time.Time) (bool, error) {
-		return m.findCreated(ctx, "contacts", in.ContactID, "tickets", []string{"subject", "content", "createdate"}, since, &o,
-			func(x *object) bool {
-				return x.prop("subject") == props["subject"] && x.prop("content") == props["content"]
-			})
+		return m.findTicket(ctx, in.ContactID, props["subject"], in.Content, since, &o)
 	}
 	if !in.MayExistSince.IsZero() {
 		if found, err := created(ctx, in.MayExistSince); err != nil {
@@ -313,12 +355,9 @@ func (m *CRM) CreateTicket(ctx context.Context, in chain.TicketInput) (chain.Tic
 			return m.ticketFrom(&o, in.ContactID, props), nil
 		}
 	}
-	req := request{
-		method: http.MethodPost, path: "/crm/v3/objects/tickets",
-		body:    createInput{Properties: props, Associations: assoc(in.ContactID, assocTicketToContact)},
-		created: func(ctx context.Context) (bool, error) { return created(ctx, started) },
-	}
-	if err := m.c.do(ctx, req, &o); err != nil {
+	body := createInput{Properties: props, Associations: assoc(in.ContactID, assocTicketToContact)}
+	lookup := func(ctx context.Context) (bool, error) { return created(ctx, started) }
+	if err := m.c.api.Create(ctx, "/crm/v3/objects/tickets", body, &o, lookup); err != nil {
 		return chain.Ticket{}, fmt.Errorf("create ticket: %w", err)
 	}
 	return m.ticketFrom(&o, in.ContactID, props), nil
@@ -327,10 +366,8 @@ func (m *CRM) CreateTicket(ctx context.Context, in chain.TicketInput) (chain.Tic
 // FindCreatedTicket looks, through the associations API (consistent, unlike search), for a ticket
 // of the contact with the same subject and content created since in.MayExistSince.
 func (m *CRM) FindCreatedTicket(ctx context.Context, in chain.TicketInput) (*chain.Ticket, error) {
-	subject := subjectWith(in.Classification, in.Subject)
 	var o object
-	found, err := m.findCreated(ctx, "contacts", in.ContactID, "tickets", []string{"subject", "content", "createdate"}, in.MayExistSince, &o,
-		func(x *object) bool { return x.prop("subject") == subject && x.prop("content") == in.Content })
+	found, err := m.findTicket(ctx, in.ContactID, subjectWith(in.Classification, in.Subject), in.Content, in.MayExistSince, &o)
 	if err != nil || !found {
 		return nil, err
 	}
@@ -341,13 +378,26 @@ func (m *CRM) FindCreatedTicket(ctx context.Context, in chain.TicketInput) (*cha
 	return &t, nil
 }
 
+// findTicket looks for the contact's ticket of that subject and content created since.
+func (m *CRM) findTicket(ctx context.Context, contactID, subject, content string, since time.Time, out *object) (bool, error) {
+	return m.findCreated(ctx, "contacts", contactID, "tickets", []string{"subject", "content", "createdate"}, since, out,
+		func(x *object) bool { return x.prop("subject") == subject && x.prop("content") == content })
+}
+
+func epochMs(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
+
 // ticketFrom is the created ticket; the create answer may omit properties it was given.
 func (m *CRM) ticketFrom(o *object, contactID string, props map[string]string) chain.Ticket {
-	t := m.ticket(o, contactID)
-	if t.FileURLs == nil {
-		t.FileURLs = splitURLs(props[PropFileURLs])
+	if o.Properties == nil {
+		o.Properties = map[string]*string{}
 	}
-	return t
+	for _, k := range []string{PropFileURLs, PropLastMessageAt} {
+		if v, ok := props[k]; ok && o.prop(k) == "" {
+			o.Properties[k] = &v
+		}
+	}
+	m.views.put(o)
+	return m.ticket(o, contactID)
 }
 
 // findCreated looks, through the associations API and a batch read (both consistent, unlike
@@ -359,7 +409,7 @@ func (m *CRM) findCreated(ctx context.Context, fromType, fromID, toType string, 
 			ToObjectID json.Number `json:"toObjectId"`
 		} `json:"results"`
 	}
-	if err := m.c.get(ctx, "/crm/v4/objects/"+fromType+"/"+url.PathEscape(fromID)+"/associations/"+toType, url.Values{"limit": {"500"}}, &as); err != nil {
+	if err := m.c.api.Get(ctx, "/crm/v4/objects/"+fromType+"/"+url.PathEscape(fromID)+"/associations/"+toType, url.Values{"limit": {"500"}}, &as); err != nil {
 		return false, err
 	}
 	if len(as.Results) == 0 {
@@ -392,7 +442,7 @@ func (m *CRM) findCreated(ctx context.Context, fromType, fromID, toType string, 
 	var res struct {
 		Results []object `json:"results"`
 	}
-	if err := m.c.post(ctx, "/crm/v3/objects/"+toType+"/batch/read", body, &res); err != nil {
+	if err := m.c.api.Send(ctx, http.MethodPost, "/crm/v3/objects/"+toType+"/batch/read", body, &res); err != nil {
 		return false, err
 	}
 	for i := range res.Results {
@@ -412,55 +462,105 @@ type searchFilter struct {
 	Values       []string `json:"values,omitempty"`
 }
 
-type searchRequest struct {
-	FilterGroups []struct {
-		Filters []searchFilter `json:"filters"`
-	} `json:"filterGroups"`
-	Sorts []struct {
-		PropertyName string `json:"propertyName"`
-		Direction    string `json:"direction"`
-	} `json:"sorts"`
-	Properties []string `json:"properties"`
-	Limit      int      `json:"limit"`
+type filterGroup struct {
+	Filters []searchFilter `json:"filters"`
 }
 
-// FindOpenTicket searches the contact's most recently modified ticket of the pipeline whose stage is
-// in stages and last modification at or after since. Search lags writes by seconds: the chain
+type searchSort struct {
+	PropertyName string `json:"propertyName"`
+	Direction    string `json:"direction"`
+}
+
+type searchRequest struct {
+	FilterGroups []filterGroup `json:"filterGroups"`
+	Sorts        []searchSort  `json:"sorts"`
+	Properties   []string      `json:"properties"`
+	Limit        int           `json:"limit"`
+}
+
+// HubSpot's search limits (DESIGN section 9): filter groups, filters in all, characters of a body.
+const (
+	maxFilterGroups = 5
+	maxFilters      = 18
+	maxSearchBody   = 3000
+	// searchLimit is how many candidates FindOpenTicket compares: a contact rarely has more than
+	// one or two open tickets, and the sort brings the recently touched ones first.
+	searchLimit = 10
+)
+
+// FindOpenTicket finds the contact's ticket of the pipeline whose stage is in stages and whose last
+// activity is at or after since, the most recently active when several are. The search ORs one
+// filter group per activity date (ours, hs_lastmodifieddate, HubSpot's own where the portal has
+// them) and the latest LastActivity is picked here. Search lags writes by seconds: the chain
 // confirms a ticket it remembers with GetTicket before it relies on this.
 func (m *CRM) FindOpenTicket(ctx context.Context, contactID string, stages []string, since time.Time) (*chain.Ticket, error) {
 	if len(stages) == 0 {
 		stages = m.cfg.OpenStages
 	}
-	var sr searchRequest
-	sr.FilterGroups = append(sr.FilterGroups, struct {
-		Filters []searchFilter `json:"filters"`
-	}{Filters: []searchFilter{
-		{PropertyName: "associations.contact", Operator: "EQ", Value: contactID},
-		{PropertyName: "hs_pipeline", Operator: "EQ", Value: m.cfg.PipelineID},
-		{PropertyName: "hs_pipeline_stage", Operator: "IN", Values: stages},
-		{PropertyName: "hs_lastmodifieddate", Operator: "GTE", Value: strconv.FormatInt(since.UnixMilli(), 10)},
-	}})
-	sr.Sorts = append(sr.Sorts, struct {
-		PropertyName string `json:"propertyName"`
-		Direction    string `json:"direction"`
-	}{"hs_lastmodifieddate", "DESCENDING"})
-	sr.Properties = ticketProps
-	sr.Limit = 1
+	sr, err := m.openTicketSearch(m.loadSearchDates(ctx), contactID, stages, since)
+	if err != nil {
+		return nil, err
+	}
 	var res struct {
 		Total   int      `json:"total"`
 		Results []object `json:"results"`
 	}
-	if err := m.c.post(ctx, "/crm/v3/objects/tickets/search", sr, &res); err != nil {
+	if err := m.c.api.Send(ctx, http.MethodPost, "/crm/v3/objects/tickets/search", sr, &res); err != nil {
 		return nil, fmt.Errorf("search open ticket: %w", err)
 	}
-	if len(res.Results) == 0 {
-		return nil, nil
+	var best *chain.Ticket
+	for i := range res.Results {
+		t := m.ticket(&res.Results[i], contactID)
+		if t.LastActivity.Before(since) || !slices.Contains(stages, t.Stage) {
+			continue
+		}
+		if best == nil || t.LastActivity.After(best.LastActivity) {
+			best = &t
+		}
 	}
-	t := m.ticket(&res.Results[0], contactID)
-	return &t, nil
+	return best, nil
 }
 
-// GetTicket reads a ticket by id (consistent, unlike search), with its contact association.
+// openTicketSearch builds the search body: one group per date, as many as HubSpot's limits allow
+// (with four filters a group, four groups), the dates listed first kept.
+func (m *CRM) openTicketSearch(dates []string, contactID string, stages []string, since time.Time) (searchRequest, error) {
+	sr := searchRequest{
+		Sorts:      []searchSort{{PropertyName: "hs_lastmodifieddate", Direction: "DESCENDING"}},
+		Properties: ticketProps,
+		Limit:      searchLimit,
+	}
+	filters := 0
+	for _, d := range dates {
+		g := filterGroup{Filters: []searchFilter{
+			{PropertyName: "associations.contact", Operator: "EQ", Value: contactID},
+			{PropertyName: "hs_pipeline", Operator: "EQ", Value: m.cfg.PipelineID},
+			{PropertyName: "hs_pipeline_stage", Operator: "IN", Values: stages},
+			{PropertyName: d, Operator: "GTE", Value: epochMs(since)},
+		}}
+		if len(sr.FilterGroups) == maxFilterGroups || filters+len(g.Filters) > maxFilters {
+			break
+		}
+		sr.FilterGroups = append(sr.FilterGroups, g)
+		filters += len(g.Filters)
+	}
+	for len(sr.FilterGroups) > 1 {
+		b, err := json.Marshal(sr)
+		if err != nil {
+			return sr, fmt.Errorf("search open ticket: encode: %w", err)
+		}
+		if len(b) <= maxSearchBody {
+			return sr, nil
+		}
+		sr.FilterGroups = sr.FilterGroups[:len(sr.FilterGroups)-1]
+	}
+	if b, _ := json.Marshal(sr); len(b) > maxSearchBody {
+		return sr, fmt.Errorf("search open ticket: %d open stages make a search body of %d characters, more than HubSpot's %d: list fewer in HUBSPOT_OPEN_STAGES", len(stages), len(b), maxSearchBody)
+	}
+	return sr, nil
+}
+
+// GetTicket reads a ticket by id (consistent, unlike search), with its contact association in the
+// same call.
 func (m *CRM) GetTicket(ctx context.Context, id string) (chain.Ticket, error) {
 	o, err := m.getTicket(ctx, id, true)
 	if err != nil {
@@ -478,7 +578,7 @@ func (m *CRM) getTicket(ctx context.Context, id string, withContacts bool) (*obj
 		q.Set("associations", "contacts")
 	}
 	var o object
-	if err := m.c.get(ctx, "/crm/v3/objects/tickets/"+url.PathEscape(id), q, &o); err != nil {
+	if err := m.c.api.Get(ctx, "/crm/v3/objects/tickets/"+url.PathEscape(id), q, &o); err != nil {
 		if statusOf(err) == http.StatusNotFound {
 			return nil, fmt.Errorf("get ticket %s: %w (%w)", id, chain.ErrNotFound, err)
 		}
@@ -487,12 +587,13 @@ func (m *CRM) getTicket(ctx context.Context, id string, withContacts bool) (*obj
 	if o.Archived {
 		return nil, fmt.Errorf("get ticket %s: archived: %w", id, chain.ErrNotFound)
 	}
+	m.views.put(&o)
 	return &o, nil
 }
 
 func (m *CRM) update(ctx context.Context, id string, props map[string]string) error {
 	var o object
-	if err := m.c.patch(ctx, "/crm/v3/objects/tickets/"+url.PathEscape(id), createInput{Properties: props}, &o); err != nil {
+	if err := m.c.api.Send(ctx, http.MethodPatch, "/crm/v3/objects/tickets/"+url.PathEscape(id), createInput{Properties: props}, &o); err != nil {
 		if statusOf(err) == http.StatusNotFound {
 			return fmt.Errorf("update ticket %s: %w (%w)", id, chain.ErrNotFound, err)
 		}
@@ -501,30 +602,43 @@ func (m *CRM) update(ctx context.Context, id string, props map[string]string) er
 	return nil
 }
 
-// UpdateTicket records a follow-up on the ticket.
+// UpdateTicket records a follow-up in one PATCH: figsupport_last_message_at when the message is
+// later than the stored time (never moved back: a resumed old request may come after a newer
+// one), and fichiers_urls merged with its current value when files came. Nothing to change, no
+// PATCH. The current values come from a consistent read: the one the chain's threading made just
+// before (GetTicket, at most viewTTL old) when there is one, else a GET. The chain serialises a
+// contact's requests, so nothing of figsupport's writes the ticket between that read and the PATCH.
 func (m *CRM) UpdateTicket(ctx context.Context, ticketID string, u chain.TicketUpdate) error {
-	return m.AppendFileURLs(ctx, ticketID, u.AddFileURLs)
-}
-
-// AppendFileURLs reads the ticket's fichiers_urls and writes them back with the new ones, deduplicated.
-// The chain serialises requests per contact, so nothing else writes the property in between.
-func (m *CRM) AppendFileURLs(ctx context.Context, ticketID string, urls []string) error {
-	if len(mergeURLs(nil, urls)) == 0 {
+	add := mergeURLs(nil, u.AddFileURLs)
+	if u.MessageAt.IsZero() && len(add) == 0 {
 		return nil
 	}
 	if err := m.EnsureProperties(ctx); err != nil {
 		return err
 	}
-	o, err := m.getTicket(ctx, ticketID, false)
-	if err != nil {
-		return err
+	cur, ok := m.views.get(ticketID)
+	if !ok {
+		o, err := m.getTicket(ctx, ticketID, false)
+		if err != nil {
+			return err
+		}
+		cur = viewOf(o)
 	}
-	old := splitURLs(o.prop(PropFileURLs))
-	merged := mergeURLs(old, urls)
-	if len(merged) == len(old) {
+	props := map[string]string{}
+	if !u.MessageAt.IsZero() && u.MessageAt.After(cur.lastMessage) {
+		props[PropLastMessageAt] = epochMs(u.MessageAt)
+	}
+	if merged := mergeURLs(cur.fileURLs, add); len(merged) > len(cur.fileURLs) {
+		props[PropFileURLs] = strings.Join(merged, "\n")
+	}
+	if len(props) == 0 {
 		return nil
 	}
-	return m.update(ctx, ticketID, map[string]string{PropFileURLs: strings.Join(merged, "\n")})
+	if err := m.update(ctx, ticketID, props); err != nil {
+		return err
+	}
+	m.views.wrote(ticketID, props)
+	return nil
 }
 
 // SetSubtaskID stores the ClickUp subtask id on the ticket.
@@ -581,12 +695,9 @@ func (m *CRM) AddNote(ctx context.Context, n chain.Note) (string, error) {
 			return o.ID, nil
 		}
 	}
-	req := request{
-		method: http.MethodPost, path: "/crm/v3/objects/notes",
-		body:    createInput{Properties: props, Associations: assoc(target, typeID)},
-		created: func(ctx context.Context) (bool, error) { return created(ctx, started) },
-	}
-	if err := m.c.do(ctx, req, &o); err != nil {
+	body := createInput{Properties: props, Associations: assoc(target, typeID)}
+	lookup := func(ctx context.Context) (bool, error) { return created(ctx, started) }
+	if err := m.c.api.Create(ctx, "/crm/v3/objects/notes", body, &o, lookup); err != nil {
 		return "", fmt.Errorf("add note: %w", err)
 	}
 	return o.ID, nil

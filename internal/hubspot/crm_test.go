@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 	"unicode/utf16"
@@ -25,6 +26,17 @@ type portal struct {
 	clock *hubspotfake.Clock
 	crm   *hubspot.CRM
 	memo  *hubspot.MemoryMemo
+
+	mu    sync.Mutex
+	waits []time.Duration // every wait between attempts the backends asked for
+}
+
+// sleep records a wait and returns at once (or with the context's end).
+func (p *portal) sleep(ctx context.Context, d time.Duration) error {
+	p.mu.Lock()
+	p.waits = append(p.waits, d)
+	p.mu.Unlock()
+	return ctx.Err()
 }
 
 func newPortal(t *testing.T, o hubspotfake.Options) *portal {
@@ -46,6 +58,8 @@ func (p *portal) backend(t *testing.T, memo hubspot.Memo) *hubspot.CRM {
 		RequestsPer10s: 1_000_000, SearchPerSecond: 1_000_000,
 		Retry: backoff.Policy{Attempts: 10, Base: time.Microsecond, Max: time.Millisecond},
 		Now:   p.clock.Now,
+		// The servers' hints (a second and more) are honoured whole: recorded, not slept.
+		Sleep: p.sleep,
 	}, memo)
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +115,7 @@ func TestTicketLifecycle(t *testing.T) {
 	}
 	o, _ := p.srv.Object("tickets", tk.ID)
 	want := map[string]string{"subject": "[MODELISATION] Modèle 3D", "content": "Voici les photos", "hs_pipeline": "0",
-		"hs_pipeline_stage": "1", "fichiers_urls": "https://f/1.jpg\nhttps://f/2.glb"}
+		"hs_pipeline_stage": "1", "fichiers_urls": "https://f/1.jpg\nhttps://f/2.glb", "figsupport_last_message_at": strconv.FormatInt(t0.UnixMilli(), 10)}
 	for k, v := range want {
 		if o.Properties[k] != v {
 			t.Errorf("ticket %s = %q, want %q", k, o.Properties[k], v)
@@ -129,8 +143,8 @@ func TestTicketLifecycle(t *testing.T) {
 		t.Fatalf("search after the lag = %+v, %v; want %s", got, err, tk.ID)
 	}
 
-	// Append keeps the earlier URLs and skips duplicates; nothing new means no write.
-	if err := p.crm.AppendFileURLs(ctx, tk.ID, []string{"https://f/2.glb", "https://f/3.usdz"}); err != nil {
+	// A follow-up's files are merged with the earlier URLs, repeats dropped; nothing new means no write.
+	if err := p.crm.UpdateTicket(ctx, tk.ID, chain.TicketUpdate{AddFileURLs: []string{"https://f/2.glb", "https://f/3.usdz"}}); err != nil {
 		t.Fatal(err)
 	}
 	o, _ = p.srv.Object("tickets", tk.ID)
@@ -138,11 +152,14 @@ func TestTicketLifecycle(t *testing.T) {
 		t.Errorf("fichiers_urls = %q", o.Properties["fichiers_urls"])
 	}
 	p.srv.ResetCalls()
-	if err := p.crm.AppendFileURLs(ctx, tk.ID, []string{"https://f/3.usdz"}); err != nil {
+	if err := p.crm.UpdateTicket(ctx, tk.ID, chain.TicketUpdate{AddFileURLs: []string{"https://f/3.usdz"}, MessageAt: t0.Add(-time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
 	if n := p.srv.Count("PATCH", ""); n != 0 {
-		t.Errorf("%d PATCH for nothing new, want 0", n)
+		t.Errorf("%d PATCH for nothing new (known URL, older message), want 0", n)
+	}
+	if o, _ = p.srv.Object("tickets", tk.ID); o.Properties["figsupport_last_message_at"] != strconv.FormatInt(t0.UnixMilli(), 10) {
+		t.Errorf("figsupport_last_message_at = %q, want the create's %d", o.Properties["figsupport_last_message_at"], t0.UnixMilli())
 	}
 
 	if err := p.crm.SetSubtaskID(ctx, tk.ID, "86abc"); err != nil {
@@ -202,13 +219,106 @@ func TestFindOpenTicketFilters(t *testing.T) {
 	if err := json.Unmarshal(calls[0].Body, &body); err != nil {
 		t.Fatal(err)
 	}
-	if body.Limit != 1 || body.Sorts[0]["propertyName"] != "hs_lastmodifieddate" || body.Sorts[0]["direction"] != "DESCENDING" {
+	if body.Limit < 1 || body.Limit > 20 || body.Sorts[0]["propertyName"] != "hs_lastmodifieddate" || body.Sorts[0]["direction"] != "DESCENDING" {
 		t.Errorf("search body = %s", calls[0].Body)
 	}
 	ms := strconv.FormatInt(t0.Add(-14*24*time.Hour).UnixMilli(), 10)
 	if !strings.Contains(string(calls[0].Body), `"propertyName":"hs_lastmodifieddate","operator":"GTE","value":"`+ms+`"`) ||
 		!strings.Contains(string(calls[0].Body), `"propertyName":"associations.contact","operator":"EQ","value":"`+c+`"`) {
 		t.Errorf("search filters = %s", calls[0].Body)
+	}
+	// Before the properties are known only hs_lastmodifieddate is searched; after, one group per
+	// activity date, ORed, within HubSpot's limits (5 groups, 6 filters a group, 18 in all).
+	if len(body.FilterGroups) != 1 {
+		t.Errorf("%d filter groups before the properties are known, want 1", len(body.FilterGroups))
+	}
+	if err := p.crm.EnsureProperties(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p.srv.ResetCalls()
+	if got, _ := p.crm.FindOpenTicket(ctx, c, []string{"1", "2"}, t0.Add(-14*24*time.Hour)); got == nil || got.ID != newest {
+		t.Fatalf("FindOpenTicket with every date = %+v, want %s", got, newest)
+	}
+	body.FilterGroups = nil
+	raw := p.srv.Calls()[0].Body
+	if err := json.Unmarshal(raw, &body); err != nil {
+		t.Fatal(err)
+	}
+	var dates []string
+	total := 0
+	for _, g := range body.FilterGroups {
+		total += len(g.Filters)
+		if len(g.Filters) > 6 {
+			t.Errorf("group of %d filters", len(g.Filters))
+		}
+		for _, f := range g.Filters {
+			if f["operator"] == "GTE" {
+				dates = append(dates, f["propertyName"].(string))
+			}
+		}
+	}
+	if want := "figsupport_last_message_at,hs_lastmodifieddate,hs_last_message_received_at,hs_lastactivitydate"; strings.Join(dates, ",") != want ||
+		total > 18 || len(raw) > 3000 {
+		t.Errorf("dates searched %v (%d filters, %d characters), want %s", dates, total, len(raw), want)
+	}
+}
+
+// TestFindOpenTicketByActivityDates: a ticket whose hs_lastmodifieddate is old is found through
+// any other activity date inside the window, and the most recently active of several is chosen.
+func TestFindOpenTicketByActivityDates(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name    string
+		opts    hubspotfake.Options
+		prop    string
+		wantHit bool
+	}{
+		{name: "figsupport's last message", prop: "figsupport_last_message_at", wantHit: true},
+		{name: "HubSpot's last message received", prop: "hs_last_message_received_at", wantHit: true},
+		{name: "HubSpot's last activity", prop: "hs_lastactivitydate", wantHit: true},
+		// Past the search's four groups: read on the ticket, not searched.
+		{name: "notes_last_updated is not searched", prop: "notes_last_updated"},
+		{name: "portal without HubSpot's dates", opts: hubspotfake.Options{NoActivityDates: true}, prop: "figsupport_last_message_at", wantHit: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newPortal(t, tt.opts)
+			if err := p.crm.EnsureProperties(ctx); err != nil {
+				t.Fatal(err)
+			}
+			c := p.srv.SeedContact("a@example.com")
+			old := p.srv.SeedTicket(c, "old", "1", t0.Add(-30*24*time.Hour))
+			other := p.srv.SeedTicket(c, "other", "2", t0.Add(-5*24*time.Hour))
+			if tt.prop == "figsupport_last_message_at" {
+				// Written the way UpdateTicket writes it, then hs_lastmodifieddate set back as if
+				// the PATCH were old: only the property itself can match.
+				if err := p.crm.UpdateTicket(ctx, old, chain.TicketUpdate{MessageAt: t0.Add(-2 * 24 * time.Hour)}); err != nil {
+					t.Fatal(err)
+				}
+				p.srv.SeedModified(old, t0.Add(-30*24*time.Hour))
+			} else if !p.srv.SetActivityDate(old, tt.prop, t0.Add(-2*24*time.Hour)) {
+				t.Fatalf("%s not on the fake portal", tt.prop)
+			}
+			p.clock.Advance(time.Minute) // past the search lag
+			got, err := p.crm.FindOpenTicket(ctx, c, []string{"1", "2"}, t0.Add(-14*24*time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := other
+			if tt.wantHit {
+				want = old // active 2 days ago, later than the other's 5
+			}
+			if got == nil || got.ID != want {
+				t.Fatalf("FindOpenTicket = %+v, want %s", got, want)
+			}
+			if tt.wantHit && !got.LastActivity.Equal(t0.Add(-2*24*time.Hour)) {
+				t.Errorf("LastActivity = %v, want %v", got.LastActivity, t0.Add(-2*24*time.Hour))
+			}
+			// GetTicket reads every date, searched or not.
+			if g, _ := p.crm.GetTicket(ctx, old); !g.LastActivity.Equal(t0.Add(-2*24*time.Hour)) || g.ContactID != c {
+				t.Errorf("GetTicket = %+v, want last activity %v and contact %s", g, t0.Add(-2*24*time.Hour), c)
+			}
+		})
 	}
 }
 
@@ -245,9 +355,10 @@ func TestNotes(t *testing.T) {
 	if types := n.Assoc["tickets"][tk]; len(types) != 1 || types[0] != 228 {
 		t.Errorf("note associations = %v, want ticket type 228", n.Assoc)
 	}
-	// A note is activity on its ticket.
-	if g, _ := p.crm.GetTicket(ctx, tk); !g.LastActivity.Equal(t0) {
-		t.Errorf("ticket last activity = %v, want %v (the note)", g.LastActivity, t0)
+	// As on a real portal, a note does not move the ticket's hs_lastmodifieddate: threading cannot
+	// count on it, which is why follow-ups write figsupport_last_message_at.
+	if g, _ := p.crm.GetTicket(ctx, tk); !g.LastActivity.Equal(t0.Add(-time.Hour)) {
+		t.Errorf("ticket last activity = %v, want %v (unchanged by the note)", g.LastActivity, t0.Add(-time.Hour))
 	}
 
 	id, err = p.crm.AddNote(ctx, chain.Note{ContactID: c, Title: "Fichiers", Body: "x", At: at})
@@ -350,20 +461,23 @@ func TestPropertiesCreatedOnce(t *testing.T) {
 	if _, err := p.crm.CreateTicket(ctx, in); err != nil {
 		t.Fatal(err)
 	}
-	if p.srv.Count("POST", "/crm/v3/properties/tickets") != 2 || p.srv.Count("GET", "/crm/v3/properties/tickets/") != 2 {
+	// One GET lists the ticket properties; one POST per missing one.
+	if p.srv.Count("POST", "/crm/v3/properties/tickets") != 3 || p.srv.Count("GET", "/crm/v3/properties/tickets") != 1 {
 		t.Errorf("property calls: %v", p.srv.Calls())
 	}
-	for _, name := range []string{"fichiers_urls", "clickup_subtask_id"} {
+	want := map[string][2]string{
+		"fichiers_urls": {"string", "textarea"}, "clickup_subtask_id": {"string", "textarea"}, "figsupport_last_message_at": {"datetime", "date"},
+	}
+	for name := range want {
 		if !p.srv.HasProperty("tickets", name) {
 			t.Errorf("%s not created", name)
 		}
 	}
-	var def map[string]any
-	for _, b := range p.srv.Bodies("POST", "/crm/v3/properties/tickets") {
-		def = b
-	}
-	if def["type"] != "string" || def["fieldType"] != "textarea" || def["groupName"] != "ticketinformation" {
-		t.Errorf("property definition = %v", def)
+	for _, def := range p.srv.Bodies("POST", "/crm/v3/properties/tickets") {
+		w, ok := want[def["name"].(string)]
+		if !ok || def["type"] != w[0] || def["fieldType"] != w[1] || def["groupName"] != "ticketinformation" {
+			t.Errorf("property definition = %v", def)
+		}
 	}
 
 	// Same process: remembered in memory. Another process sharing the memo (the journal): too.
@@ -378,13 +492,13 @@ func TestPropertiesCreatedOnce(t *testing.T) {
 	if n := p.srv.Count("", "/crm/v3/properties"); n != 0 {
 		t.Errorf("%d property calls once known, want 0", n)
 	}
-	// A fresh memo on a portal where they exist: checked (2 GET), not created.
+	// A fresh memo on a portal where they exist: checked (one GET), not created.
 	p.srv.ResetCalls()
 	fresh := p.backend(t, hubspot.NewMemoryMemo())
 	if err := fresh.EnsureProperties(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if p.srv.Count("GET", "/crm/v3/properties") != 2 || p.srv.Count("POST", "/crm/v3/properties") != 0 {
+	if p.srv.Count("GET", "/crm/v3/properties") != 1 || p.srv.Count("POST", "/crm/v3/properties") != 0 {
 		t.Errorf("calls = %v", p.srv.Calls())
 	}
 }

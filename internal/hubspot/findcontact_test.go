@@ -38,7 +38,7 @@ func TestCheckReadOnlyCreatesNothing(t *testing.T) {
 			props = c.Status + " " + c.Detail
 		}
 	}
-	if props != "warn missing clickup_subtask_id, fichiers_urls: doctor without --dry-run creates them" {
+	if props != "warn missing clickup_subtask_id, fichiers_urls, figsupport_last_message_at: doctor without --dry-run creates them" {
 		t.Fatalf("properties check = %q", props)
 	}
 	if p.srv.HasProperty("tickets", "fichiers_urls") || p.srv.Count("POST", "/crm/v3/properties") != 0 {

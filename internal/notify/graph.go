@@ -1,20 +1,18 @@
 package notify
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/figurative/figsupport/internal/backoff"
 	"github.com/figurative/figsupport/internal/health"
+	"github.com/figurative/figsupport/internal/rest"
 )
 
 // DefaultGraphBaseURL is Microsoft Graph's host; the transport adds /v1.0.
@@ -29,13 +27,13 @@ type GraphConfig struct {
 	HTTPClient *http.Client
 }
 
-// Graph sends through Microsoft Graph sendMail with an application (client-credentials) token.
+// Graph sends through Microsoft Graph sendMail with an application (client-credentials) token,
+// over the shared rest core: the token is set on each attempt, Graph's error body becomes a
+// *GraphError, and throttling answers are retried after their Retry-After.
 type Graph struct {
 	sender string
-	base   string
-	http   *http.Client
 	tokens *tokens
-	retry  backoff.Policy
+	api    rest.Client
 	sleep  func(context.Context, time.Duration) error
 }
 
@@ -44,12 +42,13 @@ func NewGraph(cfg GraphConfig, oauth OAuthConfig) (*Graph, error) {
 	if strings.TrimSpace(cfg.Sender) == "" {
 		return nil, errors.New("notify: GRAPH_SENDER is empty")
 	}
-	base := strings.TrimRight(cfg.BaseURL, "/")
-	if base == "" {
-		base = DefaultGraphBaseURL
+	raw := cfg.BaseURL
+	if strings.TrimSpace(raw) == "" {
+		raw = DefaultGraphBaseURL
 	}
-	if u, err := url.Parse(base); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, fmt.Errorf("notify: GRAPH_BASE_URL %q is not an http(s) URL", cfg.BaseURL)
+	base, err := rest.ParseBase(raw)
+	if err != nil {
+		return nil, fmt.Errorf("notify: GRAPH_BASE_URL: %w", err)
 	}
 	t, err := newTokens(oauth, ScopeGraph)
 	if err != nil {
@@ -59,7 +58,21 @@ func NewGraph(cfg GraphConfig, oauth OAuthConfig) (*Graph, error) {
 	if hc == nil {
 		hc = &http.Client{Timeout: orDefault(cfg.Timeout, 30*time.Second)}
 	}
-	return &Graph{sender: strings.TrimSpace(cfg.Sender), base: base, http: hc, tokens: t, retry: policy(cfg.Retry), sleep: backoff.Sleep}, nil
+	g := &Graph{sender: strings.TrimSpace(cfg.Sender), tokens: t, sleep: backoff.Sleep}
+	g.api = rest.Client{
+		Service: "graph", BaseURL: base, HTTP: hc, Retry: policy(cfg.Retry),
+		Authorize: func(ctx context.Context, r *http.Request) error {
+			tok, err := g.tokens.Token(ctx)
+			if err != nil {
+				return err
+			}
+			r.Header.Set("Authorization", "Bearer "+tok)
+			return nil
+		},
+		CheckResponse: checkGraph,
+		Sleep:         func(ctx context.Context, d time.Duration) error { return g.sleep(ctx, d) },
+	}
+	return g, nil
 }
 
 // Kind is "graph".
@@ -78,6 +91,28 @@ type GraphError struct {
 func (e *GraphError) Credentials() bool {
 	return e.Status == http.StatusUnauthorized || e.Status == http.StatusForbidden
 }
+
+// Temporary reports whether trying again later may succeed: throttling, a 5xx.
+func (e *GraphError) Temporary() bool {
+	return e.Status == http.StatusTooManyRequests || e.Status >= 500
+}
+
+// RateLimited reports a 429.
+func (e *GraphError) RateLimited() bool { return e.Status == http.StatusTooManyRequests }
+
+// Refused tells the retry loop that Graph did not take the message: Microsoft documents 429, and
+// 503 and 504 with Retry-After, as its throttling answers, given before a request is processed.
+// Any other failure may have sent the mail and is not repeated here.
+func (e *GraphError) Refused() bool {
+	switch e.Status {
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
+// RetryHint is Graph's Retry-After.
+func (e *GraphError) RetryHint() time.Duration { return e.RetryAfter }
 
 func (e *GraphError) Error() string {
 	var b strings.Builder
@@ -118,8 +153,9 @@ type graphMail struct {
 	SaveToSentItems bool `json:"saveToSentItems"`
 }
 
-// Send posts the message. 429 and 503/504 (throttling, which Graph answers before taking the
-// message) are retried after Retry-After; other failures are returned.
+// Send posts the message. Throttling (429, 503, 504: Graph answers them before taking the message)
+// is retried after Retry-After; a failure that may have sent the mail is returned wrapped with
+// rest.ErrUnknownOutcome, never repeated here.
 func (g *Graph) Send(ctx context.Context, m *Message) error {
 	var body graphMail
 	body.Message.Subject = m.Subject
@@ -130,55 +166,13 @@ func (g *Graph) Send(ctx context.Context, m *Message) error {
 		a.EmailAddress.Address = to
 		body.Message.ToRecipients = append(body.Message.ToRecipients, a)
 	}
-	payload, err := json.Marshal(body)
-	if err != nil {
-		return fmt.Errorf("graph: encode: %w", err)
-	}
-	attempts := max(1, g.retry.Attempts)
-	for attempt := 1; ; attempt++ {
-		err := g.once(ctx, payload)
-		if err == nil {
-			return nil
-		}
-		var ge *GraphError
-		retry := errors.As(err, &ge) && (ge.Status == http.StatusTooManyRequests || ge.Status == http.StatusServiceUnavailable || ge.Status == http.StatusGatewayTimeout)
-		if !retry || attempt >= attempts || ctx.Err() != nil {
-			if retry {
-				return fmt.Errorf("%w (gave up after %d attempts)", err, attempt)
-			}
-			return err
-		}
-		if err := g.sleep(ctx, g.retry.Delay(attempt, ge.RetryAfter)); err != nil {
-			return fmt.Errorf("graph sendMail: %w", errors.Join(err, ge))
-		}
-	}
+	req := &rest.Request{Method: http.MethodPost, Path: "/v1.0/users/" + url.PathEscape(g.sender) + "/sendMail", Body: body}
+	return g.api.Do(ctx, req, nil)
 }
 
-func (g *Graph) once(ctx context.Context, payload []byte) error {
-	tok, err := g.tokens.Token(ctx)
-	if err != nil {
-		return fmt.Errorf("graph: %w", err)
-	}
-	u := g.base + "/v1.0/users/" + url.PathEscape(g.sender) + "/sendMail"
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(payload))
-	if err != nil {
-		return fmt.Errorf("graph: %w", err)
-	}
-	req.Header.Set("Authorization", "Bearer "+tok)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := g.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("graph sendMail: %w", err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode == http.StatusAccepted || resp.StatusCode == http.StatusOK {
-		return nil
-	}
-	e := &GraphError{Status: resp.StatusCode, RequestID: resp.Header.Get("request-id")}
-	if s, err := strconv.Atoi(strings.TrimSpace(resp.Header.Get("Retry-After"))); err == nil && s >= 0 {
-		e.RetryAfter = max(time.Duration(s)*time.Second, time.Millisecond)
-	}
+// checkGraph is Graph's error body ({"error": {"code", "message"}}) as a *GraphError.
+func checkGraph(_ *rest.Request, resp *http.Response, data []byte) error {
+	e := &GraphError{Status: resp.StatusCode, RequestID: resp.Header.Get("request-id"), RetryAfter: rest.RetryAfter(resp.Header, time.Now())}
 	var ge struct {
 		Error struct {
 			Code    string `json:"code"`

@@ -11,6 +11,7 @@ import (
 
 	"github.com/figurative/figsupport/internal/fakes/graphfake"
 	"github.com/figurative/figsupport/internal/health"
+	"github.com/figurative/figsupport/internal/rest"
 )
 
 func graphSetup(t *testing.T, secret string) (*graphfake.Server, *Graph, *[]time.Duration) {
@@ -64,8 +65,8 @@ func TestGraphThrottled(t *testing.T) {
 	if fake.SendCalls() != 3 || len(fake.Mails()) != 1 {
 		t.Fatalf("calls = %d, mails = %d", fake.SendCalls(), len(fake.Mails()))
 	}
-	// Retry-After: 2 is honoured, within the policy's cap (5 ms in this test).
-	if len(*waits) != 2 || (*waits)[0] != fastRetry.Max {
+	// Retry-After: 2 is honoured whole, beyond the policy's 5 ms cap of computed delays.
+	if len(*waits) != 2 || (*waits)[0] != 2*time.Second || (*waits)[1] != 2*time.Second {
 		t.Fatalf("waits = %v", *waits)
 	}
 	fake.Throttle(1, 429, 429, 429)
@@ -130,5 +131,51 @@ func TestGraphNotifier(t *testing.T) {
 	}
 	if m := fake.Mails(); len(m) != 1 || !strings.Contains(m[0].Subject, "ticket #123 (nouveau)") {
 		t.Fatalf("mails = %+v", m)
+	}
+}
+
+// TestGraphRetryAfterDate: a Retry-After given as an HTTP-date is honoured like seconds.
+func TestGraphRetryAfterDate(t *testing.T) {
+	fake, g, waits := graphSetup(t, graphfake.ClientSecret)
+	fake.ThrottleUntil(time.Now().Add(30*time.Second), http.StatusTooManyRequests)
+	if err := g.Send(context.Background(), testMessage(t)); err != nil {
+		t.Fatal(err)
+	}
+	// Second precision: between 28 and 30 s.
+	if len(*waits) != 1 || (*waits)[0] < 28*time.Second || (*waits)[0] > 30*time.Second {
+		t.Fatalf("waits = %v, want one of about 30 s", *waits)
+	}
+}
+
+// TestGraphUnknownOutcomeNotRepeated: a 500 may have sent the mail: it is not sent again here,
+// and the error says the outcome is unknown.
+func TestGraphUnknownOutcomeNotRepeated(t *testing.T) {
+	fake, g, waits := graphSetup(t, graphfake.ClientSecret)
+	fake.Throttle(0, http.StatusInternalServerError)
+	err := g.Send(context.Background(), testMessage(t))
+	var ge *GraphError
+	if !errors.As(err, &ge) || ge.Status != 500 || !errors.Is(err, rest.ErrUnknownOutcome) {
+		t.Fatalf("err = %v, want the 500 with rest.ErrUnknownOutcome", err)
+	}
+	if fake.SendCalls() != 1 || len(*waits) != 0 {
+		t.Fatalf("calls = %d, waits %v: want one call, no retry", fake.SendCalls(), *waits)
+	}
+}
+
+// TestGraphErrorClasses is the contract the chain classifies by.
+func TestGraphErrorClasses(t *testing.T) {
+	tests := []struct {
+		status                                     int
+		temporary, credentials, rateLimit, refused bool
+	}{
+		{400, false, false, false, false}, {401, false, true, false, false}, {403, false, true, false, false},
+		{404, false, false, false, false}, {429, true, false, true, true}, {500, true, false, false, false},
+		{503, true, false, false, true}, {504, true, false, false, true},
+	}
+	for _, tt := range tests {
+		e := &GraphError{Status: tt.status}
+		if e.Temporary() != tt.temporary || e.Credentials() != tt.credentials || e.RateLimited() != tt.rateLimit || e.Refused() != tt.refused {
+			t.Errorf("%d: Temporary %v Credentials %v RateLimited %v Refused %v", tt.status, e.Temporary(), e.Credentials(), e.RateLimited(), e.Refused())
+		}
 	}
 }

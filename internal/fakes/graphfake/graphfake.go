@@ -59,6 +59,7 @@ type Server struct {
 	sends     int
 	throttle  []int // statuses to answer the next sendMail calls with
 	retryAft  int
+	retryAt   time.Time // when set, Retry-After is this HTTP-date instead of retryAft seconds
 }
 
 // New starts the fake and stops it with the test.
@@ -75,12 +76,20 @@ func New(t testing.TB) *Server {
 // TokenURL is the token endpoint for the fake's tenant.
 func (s *Server) TokenURL() string { return s.URL + "/" + Tenant + "/oauth2/v2.0/token" }
 
-// Throttle answers the next sendMail calls with these statuses (429, 503…) and Retry-After.
+// Throttle answers the next sendMail calls with these statuses (429, 503…) and Retry-After in seconds.
 func (s *Server) Throttle(retryAfterSeconds int, statuses ...int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.throttle = append(s.throttle, statuses...)
-	s.retryAft = retryAfterSeconds
+	s.retryAft, s.retryAt = retryAfterSeconds, time.Time{}
+}
+
+// ThrottleUntil is Throttle with Retry-After given as an HTTP-date, as some Microsoft front ends do.
+func (s *Server) ThrottleUntil(at time.Time, statuses ...int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.throttle = append(s.throttle, statuses...)
+	s.retryAt = at
 }
 
 // TokenRequests lists the calls to the token endpoint.
@@ -182,7 +191,7 @@ func (s *Server) sendMail(w http.ResponseWriter, r *http.Request) {
 	if len(s.throttle) > 0 {
 		throttle, s.throttle = s.throttle[0], s.throttle[1:]
 	}
-	retry := s.retryAft
+	retry, retryAt := s.retryAft, s.retryAt
 	s.mu.Unlock()
 
 	auth := r.Header.Get("Authorization")
@@ -196,7 +205,11 @@ func (s *Server) sendMail(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if throttle != 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(retry))
+		if retryAt.IsZero() {
+			w.Header().Set("Retry-After", strconv.Itoa(retry))
+		} else {
+			w.Header().Set("Retry-After", retryAt.UTC().Format(http.TimeFormat))
+		}
 		graphError(w, throttle, "ApplicationThrottled", "Application is over its MailboxConcurrency limit.")
 		return
 	}

@@ -1,8 +1,12 @@
 // Package hubspotfake is an in-process HubSpot CRM v3 portal for tests and benchmarks: bearer
 // authentication, the documented success and error bodies (401, 403 MISSING_SCOPES, 404, 409 in both
-// contact shapes, 400 VALIDATION_ERROR, 429 with policyName and rate-limit headers), search that lags
-// writes by a configurable delay, and injected latency and failures. Every call is recorded so tests
-// can count what a scenario cost.
+// contact shapes, 400 VALIDATION_ERROR, 429 with policyName and rate-limit headers), a settable clock
+// that stamps hs_lastmodifieddate on every create and PATCH (and not when a note is associated with
+// a ticket, as on a real portal), HubSpot's own activity dates defined but only set when a test says
+// so, an agent changing a ticket's stage in the web app, search that lags writes by a configurable
+// delay and refuses what HubSpot refuses (more than 5 filter groups, 6 filters a group, 18 in all,
+// a body over 3,000 characters, a filter on a property the type lacks), and injected latency and
+// failures. Every call is recorded so tests can count what a scenario cost.
 package hubspotfake
 
 import (
@@ -89,6 +93,9 @@ type Options struct {
 	EnforceLimits bool
 	// DailyLimitReached answers every call with 429 policyName DAILY.
 	DailyLimitReached bool
+	// NoActivityDates leaves HubSpot's own activity dates (ActivityDates) out of the ticket
+	// properties, as on portals that lack them.
+	NoActivityDates bool
 }
 
 // Call is one recorded request.
@@ -188,10 +195,17 @@ func New(opts Options) *Server {
 			"hubspot_owner_id", "createdate", "hs_lastmodifieddate", "hs_object_id", "source_type"},
 		"notes": {"hs_note_body", "hs_timestamp", "hubspot_owner_id", "hs_attachment_ids", "hs_createdate", "hs_lastmodifieddate", "hs_object_id"},
 	}
+	if !opts.NoActivityDates {
+		defaults["tickets"] = append(defaults["tickets"], ActivityDates...)
+	}
 	for typ, names := range defaults {
 		s.props[typ] = map[string]Property{}
 		for _, n := range names {
-			s.props[typ][n] = Property{Name: n, Label: n, Type: "string", FieldType: "text", GroupName: strings.TrimSuffix(typ, "s") + "information"}
+			p := Property{Name: n, Label: n, Type: "string", FieldType: "text", GroupName: strings.TrimSuffix(typ, "s") + "information"}
+			if defaultDates[n] {
+				p.Type, p.FieldType = "datetime", "date"
+			}
+			s.props[typ][n] = p
 		}
 	}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
@@ -308,6 +322,54 @@ func (s *Server) SeedTicket(contactID, subject, stageID string, modified time.Ti
 		addAssoc(c, "tickets", o.ID, 15)
 	}
 	return o.ID
+}
+
+// SeedModified sets an object's last modification time directly (no call recorded), as seeding
+// does: for a test that needs a ticket written long ago.
+func (s *Server) SeedModified(id string, at time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, objs := range s.objects {
+		if o := objs[id]; o != nil {
+			mod := "hs_lastmodifieddate"
+			if o.Type == "contacts" {
+				mod = "lastmodifieddate"
+			}
+			o.Properties[mod] = iso(at)
+			o.UpdatedAt = at
+			o.history = append(o.history, snapshot{at: s.opts.Clock.Now(), props: cloneProps(o.Properties), assoc: cloneAssoc(o.Assoc)})
+			return true
+		}
+	}
+	return false
+}
+
+// AgentSetStage moves a ticket to another stage as an agent does in the web app: a property
+// change, so hs_lastmodifieddate takes the fake clock's time. No call is recorded.
+func (s *Server) AgentSetStage(ticketID, stageID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := s.objects["tickets"][ticketID]
+	if o == nil || !s.hasStage(stageID) {
+		return false
+	}
+	s.touch(o, s.opts.Clock.Now(), map[string]string{"hs_pipeline_stage": stageID})
+	return true
+}
+
+// SetActivityDate sets one of HubSpot's own activity dates on a ticket, as the portal does when it
+// computes them (asynchronously, after an e-mail or a call is logged). It fails when the portal
+// does not have the property (Options.NoActivityDates).
+func (s *Server) SetActivityDate(ticketID, prop string, at time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := s.objects["tickets"][ticketID]
+	if _, ok := s.props["tickets"][prop]; o == nil || !ok {
+		return false
+	}
+	o.Properties[prop] = iso(at)
+	o.history = append(o.history, snapshot{at: s.opts.Clock.Now(), props: cloneProps(o.Properties), assoc: cloneAssoc(o.Assoc)})
+	return true
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -689,11 +751,9 @@ func (s *Server) createObject(typ string, body []byte) reply {
 		addAssoc(o, l.toType, l.id, l.typeID)
 		if t := s.objects[l.toType][l.id]; t != nil {
 			addAssoc(t, typ, o.ID, inverse[l.typeID])
-			if l.toType == "tickets" { // a note on a ticket is activity on it
-				s.touch(t, now, nil)
-			} else {
-				t.history = append(t.history, snapshot{at: now, props: cloneProps(t.Properties), assoc: cloneAssoc(t.Assoc)})
-			}
+			// An association is not a property change: hs_lastmodifieddate stays (a note is not
+			// activity for it, as on a real portal); only the search index learns the link.
+			t.history = append(t.history, snapshot{at: now, props: cloneProps(t.Properties), assoc: cloneAssoc(t.Assoc)})
 		}
 	}
 	o.history = []snapshot{{at: now, props: cloneProps(o.Properties), assoc: cloneAssoc(o.Assoc)}}
@@ -764,6 +824,10 @@ func (s *Server) validateProps(typ string, in map[string]any) (map[string]string
 			out[k] = strconv.FormatBool(v)
 		default:
 			return nil, s.validation(k, "INVALID_VALUE", fmt.Sprintf("Property \"%s\" has an invalid value", k)), false
+		}
+		// A datetime takes epoch milliseconds or ISO 8601.
+		if p := s.props[typ][k]; p.Type == "datetime" && out[k] != "" && mustTime(out[k], time.Time{}).IsZero() {
+			return nil, s.validation(k, "INVALID_DATE", fmt.Sprintf("%q is not a valid datetime for %s", out[k], k)), false
 		}
 	}
 	return out, reply{}, true
@@ -1032,7 +1096,25 @@ type searchInput struct {
 	Query      string   `json:"query"`
 }
 
-var datetimeProps = map[string]bool{"createdate": true, "hs_lastmodifieddate": true, "lastmodifieddate": true, "hs_timestamp": true, "hs_createdate": true}
+// defaultDates are the built-in datetime properties; custom ones are datetime by their definition.
+var defaultDates = map[string]bool{"createdate": true, "hs_lastmodifieddate": true, "lastmodifieddate": true, "hs_timestamp": true,
+	"hs_createdate": true, "hs_last_message_received_at": true, "hs_lastactivitydate": true, "notes_last_updated": true}
+
+// ActivityDates are HubSpot's own activity dates on tickets. A real portal computes them
+// asynchronously, and not every portal has them; the fake defines them (unless
+// Options.NoActivityDates) and never sets them on its own: SetActivityDate does.
+var ActivityDates = []string{"hs_last_message_received_at", "hs_lastactivitydate", "notes_last_updated"}
+
+// dateProps is the set of a type's datetime properties.
+func (s *Server) dateProps(typ string) map[string]bool {
+	out := map[string]bool{}
+	for n, p := range s.props[typ] {
+		if p.Type == "datetime" || p.Type == "date" {
+			out[n] = true
+		}
+	}
+	return out
+}
 
 func (s *Server) searchObjects(typ string, body []byte) reply {
 	var in searchInput
@@ -1045,9 +1127,10 @@ func (s *Server) searchObjects(typ string, body []byte) reply {
 	if in.Limit <= 0 {
 		in.Limit = 10
 	}
-	if len(in.FilterGroups) > 5 {
-		return s.errReply(400, "VALIDATION_ERROR", "at most 5 filterGroups", nil)
+	if rep, bad := s.checkSearch(typ, body, in); bad {
+		return rep
 	}
+	dates := s.dateProps(typ)
 	now := s.opts.Clock.Now()
 	type hit struct {
 		id      string
@@ -1061,7 +1144,7 @@ func (s *Server) searchObjects(typ string, body []byte) reply {
 		if !ok {
 			continue
 		}
-		if !matches(snap, in) {
+		if !matches(snap, in, dates) {
 			continue
 		}
 		hits = append(hits, hit{o.ID, snap, o, o.CreatedAt})
@@ -1069,7 +1152,7 @@ func (s *Server) searchObjects(typ string, body []byte) reply {
 	sort.Slice(hits, func(i, j int) bool {
 		for _, so := range in.Sorts {
 			a, b := hits[i].snap.props[so.PropertyName], hits[j].snap.props[so.PropertyName]
-			c := compare(so.PropertyName, a, b)
+			c := compare(dates, so.PropertyName, a, b)
 			if c == 0 {
 				continue
 			}
@@ -1093,6 +1176,43 @@ func (s *Server) searchObjects(typ string, body []byte) reply {
 	return reply{status: 200, body: out}
 }
 
+// Search limits HubSpot documents (DESIGN section 9); the fake refuses what the portal would.
+const (
+	maxFilterGroups     = 5
+	maxFiltersPerGroup  = 6
+	maxFiltersInAll     = 18
+	maxSearchBodyLength = 3000
+)
+
+// checkSearch refuses a search past HubSpot's limits or filtering on a property the type lacks.
+func (s *Server) checkSearch(typ string, body []byte, in searchInput) (reply, bool) {
+	if len(body) > maxSearchBodyLength {
+		return s.errReply(400, "VALIDATION_ERROR", fmt.Sprintf("search request body is %d characters, more than %d", len(body), maxSearchBodyLength), nil), true
+	}
+	if len(in.FilterGroups) > maxFilterGroups {
+		return s.errReply(400, "VALIDATION_ERROR", fmt.Sprintf("at most %d filterGroups", maxFilterGroups), nil), true
+	}
+	total := 0
+	for _, g := range in.FilterGroups {
+		if len(g.Filters) > maxFiltersPerGroup {
+			return s.errReply(400, "VALIDATION_ERROR", fmt.Sprintf("at most %d filters in a filterGroup", maxFiltersPerGroup), nil), true
+		}
+		total += len(g.Filters)
+		for _, f := range g.Filters {
+			if strings.HasPrefix(f.PropertyName, "associations.") {
+				continue
+			}
+			if _, ok := s.props[typ][f.PropertyName]; !ok {
+				return s.errReply(400, "VALIDATION_ERROR", fmt.Sprintf("Property %q does not exist on %s", f.PropertyName, typ), nil), true
+			}
+		}
+	}
+	if total > maxFiltersInAll {
+		return s.errReply(400, "VALIDATION_ERROR", fmt.Sprintf("at most %d filters in all", maxFiltersInAll), nil), true
+	}
+	return reply{}, false
+}
+
 // indexed is the latest version of o the search index holds at time cut.
 func indexed(o *Object, cut time.Time) (snapshot, bool) {
 	var best snapshot
@@ -1105,14 +1225,14 @@ func indexed(o *Object, cut time.Time) (snapshot, bool) {
 	return best, ok
 }
 
-func matches(snap snapshot, in searchInput) bool {
+func matches(snap snapshot, in searchInput, dates map[string]bool) bool {
 	if len(in.FilterGroups) == 0 {
 		return true
 	}
 	for _, g := range in.FilterGroups {
 		all := true
 		for _, f := range g.Filters {
-			if !matchFilter(snap, f) {
+			if !matchFilter(snap, f, dates) {
 				all = false
 				break
 			}
@@ -1139,7 +1259,7 @@ func str(v any) string {
 	return string(b)
 }
 
-func matchFilter(snap snapshot, f filter) bool {
+func matchFilter(snap snapshot, f filter, dates map[string]bool) bool {
 	if toType, ok := strings.CutPrefix(f.PropertyName, "associations."); ok {
 		ids := snap.assoc[toType+"s"]
 		switch f.Operator {
@@ -1164,27 +1284,27 @@ func matchFilter(snap snapshot, f filter) bool {
 	case "NOT_HAS_PROPERTY":
 		return !has
 	case "EQ":
-		return has && compare(f.PropertyName, v, str(f.Value)) == 0
+		return has && compare(dates, f.PropertyName, v, str(f.Value)) == 0
 	case "NEQ":
-		return !has || compare(f.PropertyName, v, str(f.Value)) != 0
+		return !has || compare(dates, f.PropertyName, v, str(f.Value)) != 0
 	case "IN", "NOT_IN":
 		in := false
 		for _, x := range f.Values {
-			if has && compare(f.PropertyName, v, str(x)) == 0 {
+			if has && compare(dates, f.PropertyName, v, str(x)) == 0 {
 				in = true
 			}
 		}
 		return in == (f.Operator == "IN")
 	case "GT":
-		return has && compare(f.PropertyName, v, str(f.Value)) > 0
+		return has && compare(dates, f.PropertyName, v, str(f.Value)) > 0
 	case "GTE":
-		return has && compare(f.PropertyName, v, str(f.Value)) >= 0
+		return has && compare(dates, f.PropertyName, v, str(f.Value)) >= 0
 	case "LT":
-		return has && compare(f.PropertyName, v, str(f.Value)) < 0
+		return has && compare(dates, f.PropertyName, v, str(f.Value)) < 0
 	case "LTE":
-		return has && compare(f.PropertyName, v, str(f.Value)) <= 0
+		return has && compare(dates, f.PropertyName, v, str(f.Value)) <= 0
 	case "BETWEEN":
-		return has && compare(f.PropertyName, v, str(f.Value)) >= 0 && compare(f.PropertyName, v, str(f.HighValue)) <= 0
+		return has && compare(dates, f.PropertyName, v, str(f.Value)) >= 0 && compare(dates, f.PropertyName, v, str(f.HighValue)) <= 0
 	case "CONTAINS_TOKEN":
 		return has && strings.Contains(strings.ToLower(v), strings.ToLower(strings.Trim(str(f.Value), "*")))
 	}
@@ -1193,8 +1313,8 @@ func matchFilter(snap snapshot, f filter) bool {
 
 // compare orders two values of a property: datetimes by instant (epoch ms or ISO 8601), numbers
 // numerically, strings case-insensitively (HubSpot's EQ on strings ignores case).
-func compare(prop, a, b string) int {
-	if datetimeProps[prop] {
+func compare(dates map[string]bool, prop, a, b string) int {
+	if dates[prop] {
 		ta, tb := mustTime(a, time.Time{}), mustTime(b, time.Time{})
 		return ta.Compare(tb)
 	}

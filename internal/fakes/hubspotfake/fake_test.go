@@ -60,3 +60,88 @@ func TestDocumentedAnswers(t *testing.T) {
 		t.Errorf("recorded %d searches, want 7", n)
 	}
 }
+
+func TestSearchLimits(t *testing.T) {
+	s := New(Options{})
+	defer s.Close()
+	group := func(n int) string {
+		var f []string
+		for range n {
+			f = append(f, `{"propertyName":"hs_pipeline","operator":"EQ","value":"0"}`)
+		}
+		return `{"filters":[` + strings.Join(f, ",") + `]}`
+	}
+	groups := func(sizes ...int) string {
+		var g []string
+		for _, n := range sizes {
+			g = append(g, group(n))
+		}
+		return `{"filterGroups":[` + strings.Join(g, ",") + `],"limit":1}`
+	}
+	tests := []struct {
+		name, body string
+		want       int
+	}{
+		{"5 groups of 3", groups(3, 3, 3, 3, 3), 200},
+		{"18 filters in all", groups(6, 6, 6), 200},
+		{"6 groups", groups(1, 1, 1, 1, 1, 1), 400},
+		{"7 filters in a group", groups(7), 400},
+		{"19 filters in all", groups(6, 6, 6, 1), 400},
+		{"body over 3000 characters", `{"query":"` + strings.Repeat("x", 3000) + `","limit":1}`, 400},
+		{"unknown property", `{"filterGroups":[{"filters":[{"propertyName":"nope","operator":"GTE","value":"1"}]}]}`, 400},
+		{"association filter", `{"filterGroups":[{"filters":[{"propertyName":"associations.contact","operator":"EQ","value":"1"}]}]}`, 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, b := call(t, s, "POST", "/crm/v3/objects/tickets/search", "pat-test", tt.body)
+			if resp.StatusCode != tt.want {
+				t.Fatalf("status %d (%v), want %d", resp.StatusCode, b, tt.want)
+			}
+		})
+	}
+}
+
+// TestActivity: a note associated with a ticket leaves its hs_lastmodifieddate alone (as HubSpot
+// does); an agent's change of stage moves it; HubSpot's own activity dates are set only when told.
+func TestActivity(t *testing.T) {
+	clock := NewClock(time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC))
+	s := New(Options{Clock: clock})
+	defer s.Close()
+	c := s.SeedContact("a@x.io")
+	tk := s.SeedTicket(c, "s", "1", clock.Now())
+	modified := func() string { o, _ := s.Object("tickets", tk); return o.Properties["hs_lastmodifieddate"] }
+	before := modified()
+	clock.Advance(time.Hour)
+	if resp, b := call(t, s, "POST", "/crm/v3/objects/notes", "pat-test",
+		`{"properties":{"hs_note_body":"x","hs_timestamp":"1767603600000"},"associations":[{"to":{"id":"`+tk+`"},"types":[{"associationCategory":"HUBSPOT_DEFINED","associationTypeId":228}]}]}`); resp.StatusCode != 201 {
+		t.Fatalf("note: %d %v", resp.StatusCode, b)
+	}
+	if got := modified(); got != before {
+		t.Errorf("hs_lastmodifieddate after a note = %s, want %s unchanged", got, before)
+	}
+	clock.Advance(time.Hour)
+	if !s.AgentSetStage(tk, "2") {
+		t.Fatal("AgentSetStage failed")
+	}
+	if o, _ := s.Object("tickets", tk); o.Properties["hs_pipeline_stage"] != "2" || o.Properties["hs_lastmodifieddate"] != iso(clock.Now()) {
+		t.Errorf("after the agent's change: %v", o.Properties)
+	}
+	if o, _ := s.Object("tickets", tk); o.Properties["hs_lastactivitydate"] != "" {
+		t.Errorf("hs_lastactivitydate set on its own: %v", o.Properties)
+	}
+	if !s.SetActivityDate(tk, "hs_lastactivitydate", clock.Now()) {
+		t.Error("SetActivityDate failed")
+	}
+	none := New(Options{NoActivityDates: true})
+	defer none.Close()
+	if none.SetActivityDate(none.SeedTicket(none.SeedContact("b@x.io"), "s", "1", clock.Now()), "hs_lastactivitydate", clock.Now()) {
+		t.Error("SetActivityDate on a portal without the property")
+	}
+	// A datetime takes epoch ms or ISO 8601, nothing else.
+	call(t, s, "POST", "/crm/v3/properties/tickets", "pat-test", `{"name":"d","label":"d","type":"datetime","fieldType":"date","groupName":"ticketinformation"}`)
+	for value, want := range map[string]int{`"1767603600000"`: 200, `"2026-01-05T09:00:00Z"`: 200, `"demain"`: 400} {
+		if resp, b := call(t, s, "PATCH", "/crm/v3/objects/tickets/"+tk, "pat-test", `{"properties":{"d":`+value+`}}`); resp.StatusCode != want {
+			t.Errorf("datetime %s: %d %v, want %d", value, resp.StatusCode, b, want)
+		}
+	}
+}
