@@ -15,9 +15,11 @@ import (
 	"github.com/figurative/figsupport/internal/health"
 	"github.com/figurative/figsupport/internal/journal"
 	"github.com/figurative/figsupport/internal/local"
+	"github.com/figurative/figsupport/internal/metrics"
 	"github.com/figurative/figsupport/internal/notify"
 	"github.com/figurative/figsupport/internal/objstore"
 	"github.com/figurative/figsupport/internal/payload"
+	"github.com/figurative/figsupport/internal/rest"
 	"github.com/figurative/figsupport/internal/sqlite"
 )
 
@@ -71,7 +73,6 @@ type app struct {
 	crm      crm
 	tasks    chain.Tasks
 	uploader *objstore.Uploader
-	observer chain.Observer // metrics, in the daemon
 	notify   *notify.Notifier
 	classify *classify.Classifier
 	// names says which backend serves each role, for stderr, logs and doctor.
@@ -86,6 +87,8 @@ type appOptions struct {
 	// spool, for serve: local file paths are accepted only under <data dir>/spool, where the
 	// daemon writes multipart uploads; the command line accepts any local path.
 	spool bool
+	// metrics, for serve: told of every step and every repeated call to a service.
+	metrics *metrics.Metrics
 }
 
 // openApp creates the data dir if needed and wires every backend: the real service where its
@@ -157,8 +160,24 @@ func (a *app) Close() {
 func (a *app) chain() *chain.Chain {
 	return chain.New(chain.Deps{
 		CRM: a.crm, Tasks: a.tasks, Files: a.uploader, Notifier: a.notify, Classifier: classifier{a.classify},
-		Journal: a.journal, Observer: a.observer, Log: a.g.Log,
+		Journal: a.journal, Observer: a.observer(), Log: a.g.Log,
 	}, a.s.chain)
+}
+
+// retries counts the service clients' repeated calls: the metrics, when the daemon has them.
+func (a *app) retries() rest.RetryObserver {
+	if a.opts.metrics == nil {
+		return nil
+	}
+	return a.opts.metrics
+}
+
+// observer is the chain's Observer: the metrics, when the daemon has them.
+func (a *app) observer() chain.Observer {
+	if a.opts.metrics == nil {
+		return nil
+	}
+	return a.opts.metrics
 }
 
 // classifier gives the chain the classification it declares.

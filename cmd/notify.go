@@ -18,6 +18,7 @@ import (
 // wireNotifier: SMTP or Graph when configured (NOTIFY_TRANSPORT picks explicitly), else the outbox.
 func (a *app) wireNotifier(context.Context) error {
 	cfg, err := notifyConfig(a.g.Values, a.dir)
+	cfg.Graph.Retries = a.retries()
 	if err != nil {
 		return err
 	}

@@ -85,7 +85,20 @@ func runServe(ctx context.Context, o *serveOptions, ready chan<- string) error {
 		return dryRun(g, fmt.Sprintf("serve POST /webhook/request on %s (%s mode)", net.JoinHostPort(host, port), mode))
 	}
 
-	a, err := openAppWith(ctx, g, appOptions{spool: true})
+	// The metrics come first: the service clients and the chain report to them. Their gauges read
+	// the pool and the journal at each scrape, once both exist.
+	var (
+		a  *app
+		pl *worker.Pool
+	)
+	m := metrics.New(metrics.Gauges{
+		Backlog: func() int { return pl.Depth() },
+		OldestPending: func(ctx context.Context) (time.Time, error) {
+			st, err := a.journal.Stats(ctx)
+			return st.OldestPending, err
+		},
+	})
+	a, err = openAppWith(ctx, g, appOptions{spool: true, metrics: m})
 	if err != nil {
 		return err
 	}
@@ -102,15 +115,6 @@ func runServe(ctx context.Context, o *serveOptions, ready chan<- string) error {
 	}
 	log := slog.New(h)
 	a.g.Log = log
-	var pl *worker.Pool
-	m := metrics.New(metrics.Gauges{
-		Backlog: func() int { return pl.Depth() },
-		OldestPending: func(ctx context.Context) (time.Time, error) {
-			st, err := a.journal.Stats(ctx)
-			return st.OldestPending, err
-		},
-	})
-	a.observer = m
 	c := a.chain()
 	pl = worker.New(c, a.journal, worker.Config{
 		Workers: a.s.workers, MaxBacklog: backlog,

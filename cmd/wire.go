@@ -24,7 +24,7 @@ func (a *app) wireCRM(context.Context) error {
 		AppDomain: v.String("HUBSPOT_APP_DOMAIN"), PipelineID: v.String("HUBSPOT_PIPELINE_ID"),
 		StageNew: v.String("HUBSPOT_STAGE_NEW"), StageClosed: v.String("HUBSPOT_STAGE_CLOSED"),
 		OpenStages: v.List("HUBSPOT_OPEN_STAGES"), RequestsPer10s: v.Int("HUBSPOT_RATE_LIMIT"),
-		Timeout: v.Duration("HUBSPOT_TIMEOUT"),
+		Timeout: v.Duration("HUBSPOT_TIMEOUT"), Retries: a.retries(),
 	}
 	if err := v.Err(); err != nil {
 		return err
@@ -53,7 +53,7 @@ func (a *app) wireTasks(context.Context) error {
 	v.Require("CLICKUP_PARENT_TASK_ID", "when CLICKUP_API_KEY is set")
 	cfg := clickup.Config{
 		Token: v.String("CLICKUP_API_KEY"), BaseURL: v.URL("CLICKUP_BASE_URL"), ParentTaskID: v.String("CLICKUP_PARENT_TASK_ID"),
-		RequestsPerMinute: v.Int("CLICKUP_RATE_LIMIT"), Memo: journal.Memo{J: a.journal},
+		RequestsPerMinute: v.Int("CLICKUP_RATE_LIMIT"), Memo: journal.Memo{J: a.journal}, Retries: a.retries(),
 	}
 	if err := v.Err(); err != nil {
 		return err

@@ -39,9 +39,10 @@ type Config struct {
 	// RequestsPerMinute bounds this process's request rate (CLICKUP_RATE_LIMIT); 0 means
 	// DefaultRequestsPerMinute, a negative value disables the client-side limiter.
 	RequestsPerMinute int
-	Timeout           time.Duration   // per HTTP attempt; default DefaultTimeout
-	Retry             *backoff.Policy // default backoff.Default
-	HTTPClient        *http.Client    // default: a client with Timeout
+	Timeout           time.Duration      // per HTTP attempt; default DefaultTimeout
+	Retry             *backoff.Policy    // default backoff.Default
+	Retries           rest.RetryObserver // metrics; nil for none
+	HTTPClient        *http.Client       // default: a client with Timeout
 	// Memo, when set, remembers the parent's list id across processes (the journal implements it).
 	Memo Memo
 }
@@ -165,6 +166,7 @@ func New(cfg Config) (*Client, error) {
 		Wait:          c.wait,
 		Observe:       func(resp *http.Response) { c.notePause(resp.Header) },
 		Sleep:         func(ctx context.Context, d time.Duration) error { return c.sleep(ctx, d) },
+		Retries:       cfg.Retries,
 	}
 	return c, nil
 }

@@ -138,6 +138,8 @@ type ClientConfig struct {
 	// Sleep waits between attempts; nil is backoff.Sleep. Tests replace it so that a server's
 	// hint (seconds) is recorded rather than slept.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// Retries is told of every repeated attempt (metrics); nil for none.
+	Retries rest.RetryObserver
 }
 
 // Package defaults, the same as internal/config.Keys where a key exists.
@@ -209,6 +211,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		CheckResponse: checkResponse,
 		Wait:          c.wait,
 		Sleep:         cfg.Sleep,
+		Retries:       cfg.Retries,
 	}
 	return c, nil
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/figurative/figsupport/internal/backoff"
 	"github.com/figurative/figsupport/internal/chain"
+	"github.com/figurative/figsupport/internal/rest"
 )
 
 var _ chain.CRM = (*CRM)(nil)
@@ -56,6 +57,7 @@ type Config struct {
 	Timeout         time.Duration // HUBSPOT_TIMEOUT, per HTTP attempt; default DefaultTimeout
 
 	Retry      backoff.Policy                                   // zero: backoff.Default
+	Retries    rest.RetryObserver                               // metrics; nil for none
 	HTTPClient *http.Client                                     // tests; nil for the default
 	Now        func() time.Time                                 // note timestamps when a note has no time; default time.Now
 	Sleep      func(ctx context.Context, d time.Duration) error // tests: waits between attempts; nil sleeps
@@ -117,7 +119,7 @@ func New(cfg Config, memo Memo) (*CRM, error) {
 	cfg.defaults()
 	c, err := NewClient(ClientConfig{
 		Token: cfg.Token, BaseURL: cfg.BaseURL, Timeout: cfg.Timeout, RequestsPer10s: cfg.RequestsPer10s,
-		SearchPerSecond: cfg.SearchPerSecond, Retry: cfg.Retry, HTTPClient: cfg.HTTPClient, Sleep: cfg.Sleep,
+		SearchPerSecond: cfg.SearchPerSecond, Retry: cfg.Retry, HTTPClient: cfg.HTTPClient, Sleep: cfg.Sleep, Retries: cfg.Retries,
 	})
 	if err != nil {
 		return nil, err

@@ -25,6 +25,7 @@ type GraphConfig struct {
 	Timeout    time.Duration // per attempt, default 30 s
 	Retry      *backoff.Policy
 	HTTPClient *http.Client
+	Retries    rest.RetryObserver // metrics; nil for none
 }
 
 // Graph sends through Microsoft Graph sendMail with an application (client-credentials) token,
@@ -71,6 +72,7 @@ func NewGraph(cfg GraphConfig, oauth OAuthConfig) (*Graph, error) {
 		},
 		CheckResponse: checkGraph,
 		Sleep:         func(ctx context.Context, d time.Duration) error { return g.sleep(ctx, d) },
+		Retries:       cfg.Retries,
 	}
 	return g, nil
 }

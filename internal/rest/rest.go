@@ -79,9 +79,16 @@ type Client struct {
 	Wait func(ctx context.Context, req *Request) error
 	// Observe sees every answer before its body is read (rate-limit bookkeeping).
 	Observe func(resp *http.Response)
+	// Retries, when set, is told of every attempt about to be repeated (metrics).
+	Retries RetryObserver
 
 	// Sleep waits between attempts (backoff.Sleep when nil); tests replace it.
 	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+// RetryObserver counts repeated attempts; rateLimited says the service answered 429.
+type RetryObserver interface {
+	Retry(service string, rateLimited bool)
 }
 
 // ParseBase checks a service's base URL (http or https, with a host) and drops trailing slashes.
@@ -180,6 +187,10 @@ func (c *Client) Do(ctx context.Context, req *Request, out any) error {
 		wait, werr := c.Retry.Next(ctx, attempt, f.RetryHint())
 		if werr != nil {
 			return giveUp(werr)
+		}
+		if c.Retries != nil {
+			var rl interface{ RateLimited() bool }
+			c.Retries.Retry(c.Service, errors.As(err, &rl) && rl.RateLimited())
 		}
 		if serr := c.sleep(ctx, wait); serr != nil {
 			return c.stopped(req, err, serr)

@@ -244,3 +244,29 @@ func TestParseBase(t *testing.T) {
 		}
 	}
 }
+
+// counter records the repeated attempts a RetryObserver is told of.
+type counter struct{ retries, limited int }
+
+func (c *counter) Retry(service string, rateLimited bool) {
+	c.retries++
+	if rateLimited {
+		c.limited++
+	}
+}
+
+func (e *apiError) RateLimited() bool { return e.status == 429 }
+
+func TestRetriesAreObserved(t *testing.T) {
+	srv := newServer(t, answer{status: 429, retryAfter: "1"}, answer{status: 503})
+	var waits []time.Duration
+	c := client(srv.URL, &waits)
+	obs := &counter{}
+	c.Retries = obs
+	if err := c.Do(context.Background(), &Request{Method: "GET", Path: "/x", Idempotent: true}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if obs.retries != 2 || obs.limited != 1 {
+		t.Fatalf("observed %d retries, %d for a 429; want 2 and 1", obs.retries, obs.limited)
+	}
+}
