@@ -285,6 +285,8 @@ type runner struct {
 	log *slog.Logger
 	// failure is the worst kind among the warnings (an incomplete run's).
 	failure Failure
+	// fresh: this attempt created the contact, so the CRM holds no ticket of it to search for.
+	fresh bool
 }
 
 // step runs fn unless step already completed in an earlier run; its result is recorded in the

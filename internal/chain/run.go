@@ -28,6 +28,7 @@ func (r *runner) execute(ctx context.Context) error {
 		files   []payload.StoredFile
 		contact Contact
 	)
+	_, contactKnown := r.run.Steps[StepContact]
 	// Classification, uploads and the contact look-up do not depend on each other. The contact
 	// may therefore exist in the CRM when an upload fails; no ticket or note does.
 	g, gctx := errgroup.WithContext(ctx)
@@ -64,6 +65,9 @@ func (r *runner) execute(ctx context.Context) error {
 	r.resp.Files = append(r.resp.Files, files...)
 	r.resp.FilesUploaded = len(files)
 
+	// A contact created by this very attempt has no ticket to find by search (headers and the
+	// journal's memory are still looked at).
+	r.fresh = contact.Created && !contactKnown
 	t, err := r.thread(ctx, contact, cls, files, urls)
 	if err != nil {
 		return err
@@ -79,16 +83,12 @@ func (r *runner) execute(ctx context.Context) error {
 	if t.New {
 		sub, err = r.newTicket(ctx, t, cls, contact, files, urls)
 	} else {
-		sub, err = r.followUp(ctx, t, contact, files, urls)
+		sub, err = r.followUp(ctx, t, contact, cls, files, urls)
 	}
 	if err != nil {
 		return err
 	}
 	r.resp.SubtaskID = sub.ID
-	r.notify(ctx, cls, t, sub, files)
-	if t.New {
-		r.acknowledge(ctx, t)
-	}
 
 	switch {
 	case t.New && t.Follows != "":
@@ -125,7 +125,7 @@ func (r *runner) thread(ctx context.Context, contact Contact, cls Classification
 	}
 	if !prior {
 		if t, err = ticketStep(ctx, r, StepThread, func(ctx context.Context) (threadStep, error) {
-			return r.c.decide(ctx, contact.ID, req)
+			return r.c.decide(ctx, contact.ID, req, !r.fresh)
 		}, threadID); err != nil {
 			return t, err
 		}
@@ -149,7 +149,7 @@ func (r *runner) thread(ctx context.Context, contact Contact, cls Classification
 			created = threadStep{ID: found.ID, URL: found.URL, New: true, Follows: t.Follows}
 			return created, r.record(ctx, StepTicket, created, created.ID)
 		}
-		again, err := r.c.decide(ctx, contact.ID, req)
+		again, err := r.c.decide(ctx, contact.ID, req, true)
 		if err != nil {
 			return t, &StepError{Step: StepThread, Err: err}
 		}
@@ -178,8 +178,9 @@ var subjectRef = regexp.MustCompile(`\[#([0-9]{1,20})\]`)
 //     Message-ID figsupport generated is not);
 //  3. time: the contact's ticket in an open stage active within the window, at received_at.
 //
-// A message that rules 1 or 2 tie to a closed ticket opens a new ticket that follows it.
-func (c *Chain) decide(ctx context.Context, contactID string, req *payload.Request) (threadStep, error) {
+// A message that rules 1 or 2 tie to a closed ticket opens a new ticket that follows it. search
+// false skips the CRM's search in rule 3 (a contact just created has no ticket to find there).
+func (c *Chain) decide(ctx context.Context, contactID string, req *payload.Request, search bool) (threadStep, error) {
 	ids := req.Mail.Thread()
 	if len(ids) > maxThreadIDs {
 		ids = ids[:maxThreadIDs]
@@ -218,7 +219,7 @@ func (c *Chain) decide(ctx context.Context, contactID string, req *payload.Reque
 			return threadStep{New: true, Follows: t.ID}, nil
 		}
 	}
-	t, err := c.findOpenTicket(ctx, contactID, req.ReceivedAt)
+	t, err := c.findTicket(ctx, contactID, req.ReceivedAt, search)
 	if err != nil || t == nil {
 		return threadStep{New: true}, err
 	}
@@ -234,7 +235,7 @@ func (c *Chain) open(t Ticket) bool { return slices.Contains(c.o.OpenStages, t.S
 // FindOpenTicket is the ticket a message the contact wrote at would join by the time rule, or nil:
 // what `ticket find` shows.
 func (c *Chain) FindOpenTicket(ctx context.Context, contactID string, at time.Time) (*Ticket, error) {
-	return c.findOpenTicket(ctx, contactID, at)
+	return c.findTicket(ctx, contactID, at, true)
 }
 
 // RememberTicket makes ticketID the contact's current conversation (a ticket created by hand).
@@ -242,10 +243,10 @@ func (c *Chain) RememberTicket(ctx context.Context, contactID, ticketID string) 
 	return c.d.Journal.MemoPut(ctx, memoTicketKey(contactID), ticketID)
 }
 
-// findOpenTicket applies the time rule at the customer's time: an open stage and activity inside
-// the window. The ticket remembered for the contact is confirmed by id first (consistent), search
-// only after (it lags writes).
-func (c *Chain) findOpenTicket(ctx context.Context, contactID string, at time.Time) (*Ticket, error) {
+// findTicket applies the time rule at the customer's time: an open stage and activity inside the
+// window. The ticket remembered for the contact is confirmed by id first (consistent), search only
+// after (it lags writes), and only when search is true.
+func (c *Chain) findTicket(ctx context.Context, contactID string, at time.Time, search bool) (*Ticket, error) {
 	since := at.Add(-c.o.Window)
 	if id, ok, err := c.d.Journal.MemoGet(ctx, memoTicketKey(contactID)); err != nil {
 		return nil, err
@@ -258,6 +259,9 @@ func (c *Chain) findOpenTicket(ctx context.Context, contactID string, at time.Ti
 		case c.open(t) && !t.LastActivity.Before(since):
 			return &t, nil
 		}
+	}
+	if !search {
+		return nil, nil
 	}
 	return c.d.CRM.FindOpenTicket(ctx, contactID, c.o.OpenStages, since)
 }
@@ -277,9 +281,14 @@ func (r *runner) remember(ctx context.Context, contact Contact, t threadStep) {
 	}
 }
 
+// newTicket does what a new ticket needs, side by side: the subtask (then its link to the ticket
+// and the follow-ups that came before it), the note of files on the contact, the note on a closed
+// ticket this one follows, the admin notification (it waits only for the subtask's id) and the
+// acknowledgement.
 func (r *runner) newTicket(ctx context.Context, t threadStep, cls Classification, contact Contact, files []payload.StoredFile, urls []string) (Subtask, error) {
 	d, req := r.c.d, r.req
 	var sub Subtask
+	subReady := make(chan struct{})
 	g, gctx := errgroup.WithContext(ctx)
 	if cls.Label == payload.Modelisation {
 		g.Go(func() error {
@@ -290,6 +299,7 @@ func (r *runner) newTicket(ctx context.Context, t threadStep, cls Classification
 					Ref: r.run.Key, MayExistSince: r.mayExistSince(),
 				})
 			})
+			close(subReady)
 			if err != nil {
 				r.warn(StepSubtask, err)
 				return nil
@@ -307,6 +317,8 @@ func (r *runner) newTicket(ctx context.Context, t threadStep, cls Classification
 			}
 			return nil
 		})
+	} else {
+		close(subReady)
 	}
 	if len(files) > 0 {
 		g.Go(func() error {
@@ -330,6 +342,19 @@ func (r *runner) newTicket(ctx context.Context, t threadStep, cls Classification
 			return nil
 		})
 	}
+	g.Go(func() error {
+		select {
+		case <-subReady:
+		case <-gctx.Done():
+			return nil
+		}
+		r.notify(gctx, cls, t, sub, files)
+		return nil
+	})
+	g.Go(func() error {
+		r.acknowledge(gctx, t)
+		return nil
+	})
 	return sub, g.Wait()
 }
 
@@ -366,9 +391,15 @@ func (r *runner) pendingFollowUps(ctx context.Context, ticketID, subtaskID strin
 	return n, nil
 }
 
-func (r *runner) followUp(ctx context.Context, t threadStep, contact Contact, files []payload.StoredFile, urls []string) (Subtask, error) {
+// followUp does what a follow-up needs, side by side: the note, the ticket's last message time
+// with the new file URLs, the subtask's new block, and the admin notification (which needs only
+// the subtask's id).
+func (r *runner) followUp(ctx context.Context, t threadStep, contact Contact, cls Classification, files []payload.StoredFile, urls []string) (Subtask, error) {
 	d, req := r.c.d, r.req
 	var sub Subtask
+	if t.SubtaskID != "" {
+		sub = Subtask{ID: t.SubtaskID, URL: d.Tasks.SubtaskURL(t.SubtaskID)}
+	}
 	title := "Nouveau message du client"
 	if t.ContactID != "" && t.ContactID != contact.ID {
 		// A colleague in Cc, or someone the customer forwarded to: say who wrote.
@@ -392,17 +423,18 @@ func (r *runner) followUp(ctx context.Context, t threadStep, contact Contact, fi
 	})
 	if t.SubtaskID != "" {
 		g.Go(func() error {
-			var err error
-			sub, err = step(gctx, r, StepSubtask, func(ctx context.Context) (Subtask, error) {
+			if _, err := step(gctx, r, StepSubtask, func(ctx context.Context) (Subtask, error) {
 				return d.Tasks.AppendSubtask(ctx, t.SubtaskID, FollowUpMarkdown(req, files), r.run.Key)
-			})
-			if err != nil {
+			}); err != nil {
 				r.warn(StepSubtask, err)
-				sub = Subtask{ID: t.SubtaskID}
 			}
 			return nil
 		})
 	}
+	g.Go(func() error {
+		r.notify(gctx, cls, t, sub, files)
+		return nil
+	})
 	return sub, g.Wait()
 }
 

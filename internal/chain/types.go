@@ -120,6 +120,8 @@ type Tasks interface {
 	// after a lost answer adds nothing even when other blocks were appended since. Empty ref: an
 	// unmarked, one-off append.
 	AppendSubtask(ctx context.Context, id, markdown, ref string) (Subtask, error)
+	// SubtaskURL is the subtask's page, without a call.
+	SubtaskURL(id string) string
 }
 
 // Files stores a request's attachments and returns where they are.

@@ -324,6 +324,9 @@ func (t *Tasks) UpdateDescription(ctx context.Context, id, markdown string) (cha
 	return subtaskOf(task), nil
 }
 
+// SubtaskURL is the subtask's page in ClickUp.
+func (t *Tasks) SubtaskURL(id string) string { return TaskURL(id) }
+
 func subtaskOf(t Task) chain.Subtask {
 	u := t.URL
 	if u == "" {

@@ -370,6 +370,9 @@ func (s *Store) AppendSubtask(ctx context.Context, id, markdown, ref string) (ch
 	return chain.Subtask{ID: id, URL: s.cfg.TaskURLBase + id}, nil
 }
 
+// SubtaskURL is the subtask's figsupport:// link.
+func (s *Store) SubtaskURL(id string) string { return s.cfg.TaskURLBase + id }
+
 // SubtaskMarkdown reads a subtask's description (tests and the CLI).
 func (s *Store) SubtaskMarkdown(ctx context.Context, id string) (string, error) {
 	var md string
