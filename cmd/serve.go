@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -158,6 +159,9 @@ func runServe(ctx context.Context, o *serveOptions, ready chan<- string) error {
 	case token != "":
 		auth = "bearer token"
 	}
+	// What the first request would otherwise check one after another on its way (HubSpot's
+	// custom properties, ClickUp's list) is checked now, side by side, in the background.
+	go a.warm(ctx, log)
 	// Unfinished requests in the journal (a process that died left them, or they failed) are
 	// resumed at start, then as their retry policy makes them due.
 	pl.Start()
@@ -192,6 +196,29 @@ func runServe(ctx context.Context, o *serveOptions, ready chan<- string) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// warm makes the backends' one-time checks before the first request needs them; a failure is
+// only logged: the request that needs the answer asks again.
+func (a *app) warm(ctx context.Context, log *slog.Logger) {
+	var wg sync.WaitGroup
+	if p, ok := a.crm.(interface{ EnsureProperties(context.Context) error }); ok {
+		wg.Go(func() {
+			if err := p.EnsureProperties(ctx); err != nil {
+				log.Warn("warm-up: HubSpot's custom properties", "err", err)
+			}
+		})
+	}
+	if l, ok := a.tasks.(interface {
+		ListID(context.Context) (string, error)
+	}); ok {
+		wg.Go(func() {
+			if _, err := l.ListID(ctx); err != nil {
+				log.Warn("warm-up: ClickUp's list", "err", err)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // queue gives the server the pool.
