@@ -161,7 +161,8 @@ func runServe(ctx context.Context, o *serveOptions, ready chan<- string) error {
 	}
 	// What the first request would otherwise check one after another on its way (HubSpot's
 	// custom properties, ClickUp's list) is checked now, side by side, in the background.
-	go a.warm(ctx, log)
+	warmed := make(chan struct{})
+	go func() { a.warm(ctx, log); close(warmed) }()
 	// Unfinished requests in the journal (a process that died left them, or they failed) are
 	// resumed at start, then as their retry policy makes them due.
 	pl.Start()
@@ -191,6 +192,7 @@ func runServe(ctx context.Context, o *serveOptions, ready chan<- string) error {
 	if err := pl.Shutdown(shutCtx); err != nil {
 		log.Warn("runs still going at the deadline were stopped; they resume at the next start", "err", err)
 	}
+	<-warmed // ctx has ended: it returns as soon as its calls do
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return serveErr
 	}
