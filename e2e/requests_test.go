@@ -11,7 +11,8 @@ import (
 
 // A request whose notification is refused ends incomplete (exit 1), waits in the journal, and
 // `requests retry --failed` finishes it without redoing what was done; a file URL pointing at this
-// machine fails the request (the fetcher refuses loopback) and stays failed.
+// machine fails the request for good (the fetcher refuses loopback: exit 2, the input is at fault,
+// no advice to retry) and stays failed.
 func TestRequestsRetry(t *testing.T) {
 	mail := smtpfake.Start(t, smtpfake.Options{Mechs: []string{"LOGIN"}, User: "support@figurative.fr", Pass: "pw", RejectRcpt: "gone@figurative.fr"})
 	host, port, _ := strings.Cut(mail.Addr(), ":")
@@ -27,7 +28,7 @@ func TestRequestsRetry(t *testing.T) {
 		t.Fatalf("process with a refused admin address: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	loop := `{"user_email":"x@example.com","objet":"Modèle 3D","fichiers":[{"url":"http://127.0.0.1:9/a.glb"}],"request_id":"loop-1"}`
-	if r := runEnv(t, good, loop, "process", "-"); r.code != 1 || !strings.Contains(r.stderr, "requests retry loop-1") {
+	if r := runEnv(t, good, loop, "process", "-"); r.code != 2 || strings.Contains(r.stderr, "requests retry") || !strings.Contains(r.stderr, "not allowed") {
 		t.Fatalf("loopback file URL: exit %d, stderr %s", r.code, r.stderr)
 	}
 
