@@ -36,7 +36,7 @@ func dovecotConfig(d *dovecot.Server, implicit bool) mailbox.Config {
 	return cfg
 }
 
-func dovecotAdmin(t *testing.T, d *dovecot.Server) *imaptest.Admin {
+func dovecotAdmin(t testing.TB, d *dovecot.Server) *imaptest.Admin {
 	return imaptest.Dial(t, d.TLSAddr(), d.Cert.Client, true, d.User, d.Password)
 }
 

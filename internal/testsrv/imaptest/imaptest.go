@@ -311,3 +311,9 @@ func (a *Admin) Messages(folder string) ([]Msg, uint32) {
 	}
 	return out, sel.UIDValidity
 }
+
+// Close logs out and closes the connection before the test ends.
+func (a *Admin) Close() {
+	_ = a.c.Logout().Wait()
+	a.c.Close()
+}
