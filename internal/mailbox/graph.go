@@ -51,18 +51,18 @@ func newGraph(c Config) (*graphSource, error) {
 	cfg := c.Graph
 	user := strings.TrimSpace(cfg.Mailbox)
 	if user == "" {
-		return nil, errors.New("MAIL_GRAPH_MAILBOX is empty")
+		return nil, configErr("MAIL_GRAPH_MAILBOX", "empty")
 	}
 	base := strings.TrimRight(strings.TrimSpace(cfg.BaseURL), "/")
 	if base == "" {
 		base = DefaultGraphBaseURL
 	}
 	if u, err := url.Parse(base); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, fmt.Errorf("GRAPH_BASE_URL %q is not an http(s) URL", cfg.BaseURL)
+		return nil, configErr("GRAPH_BASE_URL", "want an http(s) URL, got %q", cfg.BaseURL)
 	}
 	t, err := oauth.New(c.OAuth, oauth.ScopeGraph)
 	if err != nil {
-		return nil, fmt.Errorf("graph: %w", err)
+		return nil, configErr("OAUTH_CLIENT_ID", "MAIL_SOURCE=graph needs the app registration: %v", err)
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 30 * time.Second
@@ -272,7 +272,7 @@ func (g *graphSource) resolveFolder(ctx context.Context, key, path string) (grap
 			return cur, g.folderErr(key, path, err)
 		}
 		if len(page.Value) == 0 {
-			return cur, fmt.Errorf("%s %q: %w (no folder %q in %s's mailbox)", key, path, ErrFolder, seg, g.user)
+			return cur, &FolderError{Key: key, Folder: path, Err: fmt.Errorf("no folder %q in %s's mailbox", seg, g.user)}
 		}
 		cur = page.Value[0]
 	}
@@ -282,7 +282,7 @@ func (g *graphSource) resolveFolder(ctx context.Context, key, path string) (grap
 func (g *graphSource) folderErr(key, path string, err error) error {
 	var ge *GraphError
 	if errors.As(err, &ge) && ge.Status == http.StatusNotFound && ge.Code != "ErrorInvalidUser" && ge.Code != "MailboxNotEnabledForRESTAPI" {
-		return fmt.Errorf("%s %q: %w: %v", key, path, ErrFolder, err)
+		return &FolderError{Key: key, Folder: path, Err: err}
 	}
 	return err
 }

@@ -62,7 +62,7 @@ func newIMAP(c Config) (*imapSource, error) {
 	cfg := c.IMAP
 	cfg.Host = strings.TrimSpace(cfg.Host)
 	if cfg.Host == "" {
-		return nil, errors.New("MAIL_IMAP_HOST is empty")
+		return nil, configErr("MAIL_IMAP_HOST", "empty")
 	}
 	cfg.TLS = strings.ToLower(strings.TrimSpace(cfg.TLS))
 	if cfg.TLS == "" {
@@ -76,10 +76,10 @@ func newIMAP(c Config) (*imapSource, error) {
 	case TLSImplicit, TLSStartTLS:
 	case TLSNone:
 		if !isLoopback(cfg.Host) {
-			return nil, fmt.Errorf("MAIL_IMAP_TLS=none to %s would send credentials in clear: it is accepted for a loopback address only; use tls or starttls", cfg.Host)
+			return nil, configErr("MAIL_IMAP_TLS", "none to %s would send credentials in clear: it is accepted for a loopback address only; use tls or starttls", cfg.Host)
 		}
 	default:
-		return nil, fmt.Errorf("MAIL_IMAP_TLS %q: want tls, starttls or none", cfg.TLS)
+		return nil, configErr("MAIL_IMAP_TLS", "want tls, starttls or none, got %q", cfg.TLS)
 	}
 	if cfg.Port == 0 {
 		cfg.Port = 993
@@ -91,23 +91,23 @@ func newIMAP(c Config) (*imapSource, error) {
 		cfg.DialTimeout = 15 * time.Second
 	}
 	if strings.TrimSpace(cfg.User) == "" {
-		return nil, errors.New("MAIL_IMAP_USER is empty")
+		return nil, configErr("MAIL_IMAP_USER", "empty")
 	}
 	s := &imapSource{cfg: cfg, addr: net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)),
 		folder: c.Folder, processed: c.ProcessedFolder, rejected: c.RejectedFolder}
 	switch cfg.Auth {
 	case AuthLogin:
 		if cfg.Password == "" {
-			return nil, errors.New("MAIL_IMAP_AUTH=login needs MAIL_IMAP_PASSWORD")
+			return nil, configErr("MAIL_IMAP_PASSWORD", "empty: MAIL_IMAP_AUTH=login needs it")
 		}
 	case AuthXOAuth2:
 		t, err := oauth.New(c.OAuth, oauth.ScopeOutlook)
 		if err != nil {
-			return nil, fmt.Errorf("MAIL_IMAP_AUTH=xoauth2: %w", err)
+			return nil, configErr("OAUTH_CLIENT_ID", "MAIL_IMAP_AUTH=xoauth2 needs the app registration: %v", err)
 		}
 		s.tokens = t
 	default:
-		return nil, fmt.Errorf("MAIL_IMAP_AUTH %q: want login or xoauth2", cfg.Auth)
+		return nil, configErr("MAIL_IMAP_AUTH", "want login or xoauth2, got %q", cfg.Auth)
 	}
 	return s, nil
 }
@@ -243,11 +243,11 @@ func (s *imapSource) open(ctx context.Context, readOnly bool) (session, error) {
 	return &imapSession{src: s, c: c, sel: sel, stop: stop}, nil
 }
 
-// folderErr wraps a server's refusal to open a folder as ErrFolder, naming the key.
+// folderErr makes a server's refusal to open a folder a FolderError naming the key.
 func folderErr(key, folder string, err error) error {
 	var ie *imap.Error
 	if errors.As(err, &ie) {
-		return fmt.Errorf("%s %q: %w: %v", key, folder, ErrFolder, err)
+		return &FolderError{Key: key, Folder: folder, Err: err}
 	}
 	return fmt.Errorf("imap folder %q: %w", folder, err)
 }

@@ -85,6 +85,31 @@ func Reject(err error) error {
 // ErrFolder is returned (wrapped) when a configured folder does not exist: configuration to fix.
 var ErrFolder = errors.New("no such folder")
 
+// ConfigError names the configuration key at fault; New returns it.
+type ConfigError struct {
+	Key string
+	Msg string
+}
+
+func (e *ConfigError) Error() string { return e.Key + ": " + e.Msg }
+
+func configErr(key, format string, a ...any) error {
+	return &ConfigError{Key: key, Msg: fmt.Sprintf(format, a...)}
+}
+
+// FolderError is a configured folder the mailbox does not have (errors.Is(err, ErrFolder)).
+type FolderError struct {
+	Key    string // MAIL_FOLDER, MAIL_PROCESSED_FOLDER or MAIL_REJECTED_FOLDER
+	Folder string
+	Err    error // the server's answer
+}
+
+func (e *FolderError) Error() string {
+	return fmt.Sprintf("%s %q: no such folder in the mailbox (%v)", e.Key, e.Folder, e.Err)
+}
+
+func (e *FolderError) Unwrap() []error { return []error{e.Err, ErrFolder} }
+
 // AuthError is the server refusing our login (IMAP LOGIN or AUTHENTICATE); the CLI exits 4 on it.
 type AuthError struct {
 	Server string
@@ -222,10 +247,10 @@ func New(cfg Config) (*Poller, error) {
 	cfg.ProcessedFolder = strings.TrimSpace(cfg.ProcessedFolder)
 	cfg.RejectedFolder = strings.TrimSpace(cfg.RejectedFolder)
 	if cfg.ProcessedFolder != "" && strings.EqualFold(cfg.ProcessedFolder, cfg.Folder) {
-		return nil, errors.New("mailbox: MAIL_PROCESSED_FOLDER is the folder being read")
+		return nil, configErr("MAIL_PROCESSED_FOLDER", "is the folder being read (MAIL_FOLDER)")
 	}
 	if cfg.RejectedFolder != "" && strings.EqualFold(cfg.RejectedFolder, cfg.Folder) {
-		return nil, errors.New("mailbox: MAIL_REJECTED_FOLDER is the folder being read")
+		return nil, configErr("MAIL_REJECTED_FOLDER", "is the folder being read (MAIL_FOLDER)")
 	}
 	if cfg.MaxPerPass <= 0 {
 		cfg.MaxPerPass = DefaultMaxPerPass
@@ -247,12 +272,12 @@ func New(cfg Config) (*Poller, error) {
 	case SourceGraph:
 		p.src, err = newGraph(cfg)
 	case "":
-		return nil, errors.New("mailbox: MAIL_SOURCE is not set: want imap or graph")
+		return nil, configErr("MAIL_SOURCE", "not set: want imap or graph")
 	default:
-		return nil, fmt.Errorf("mailbox: MAIL_SOURCE %q: want imap or graph", cfg.Source)
+		return nil, configErr("MAIL_SOURCE", "want imap or graph, got %q", cfg.Source)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("mailbox: %w", err)
+		return nil, err
 	}
 	return p, nil
 }
