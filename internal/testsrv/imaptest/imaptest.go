@@ -45,12 +45,13 @@ type Options struct {
 
 // Server is a running in-memory IMAP server.
 type Server struct {
-	Host     string
-	Port     int
-	User     string
-	Password string
-	Implicit bool
-	Cert     *testsrv.Cert // Cert.Client trusts the server
+	Host      string
+	Port      int
+	User      string
+	Password  string
+	Implicit  bool
+	Cleartext bool
+	Cert      *testsrv.Cert // Cert.Client trusts the server
 
 	mem  *imapmemserver.User
 	mu   sync.Mutex
@@ -66,7 +67,7 @@ func Start(t testing.TB, o Options) *Server {
 	if o.Caps == nil {
 		o.Caps = imap.CapSet{imap.CapIMAP4rev2: {}}
 	}
-	s := &Server{User: o.User, Password: o.Password, Implicit: o.Implicit, Cert: testsrv.NewCert(t, t.TempDir())}
+	s := &Server{User: o.User, Password: o.Password, Implicit: o.Implicit, Cleartext: o.Cleartext, Cert: testsrv.NewCert(t, t.TempDir())}
 	s.mem = imapmemserver.NewUser(o.User, o.Password)
 	for _, f := range append([]string{"INBOX"}, o.Folders...) {
 		if err := s.mem.Create(f, nil); err != nil {
@@ -119,6 +120,13 @@ func (s *Server) XOAuth2() []string {
 
 // Admin logs in as the server's user (TLS verified with Cert.Client).
 func (s *Server) Admin(t testing.TB) *Admin {
+	if s.Cleartext {
+		c, err := imapclient.DialInsecure(s.Addr(), nil)
+		if err != nil {
+			t.Fatalf("imaptest: dial %s: %v", s.Addr(), err)
+		}
+		return login(t, c, s.User, s.Password)
+	}
 	return Dial(t, s.Addr(), s.Cert.Client, s.Implicit, s.User, s.Password)
 }
 
@@ -223,6 +231,11 @@ func Dial(t testing.TB, addr string, tc *tls.Config, implicit bool, user, pass s
 	if err != nil {
 		t.Fatalf("imaptest: dial %s: %v", addr, err)
 	}
+	return login(t, c, user, pass)
+}
+
+func login(t testing.TB, c *imapclient.Client, user, pass string) *Admin {
+	t.Helper()
 	if err := c.Login(user, pass).Wait(); err != nil {
 		c.Close()
 		t.Fatalf("imaptest: login: %v", err)
