@@ -291,7 +291,6 @@ type graphSession struct {
 	g                   *graphSource
 	folder              graphFolder
 	processed, rejected string // folder ids
-	readOnly            bool
 }
 
 func (g *graphSource) open(ctx context.Context, readOnly bool) (session, error) {
