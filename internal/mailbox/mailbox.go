@@ -433,7 +433,11 @@ func (p *Poller) one(ctx context.Context, s session, h Handler, m Message) (Mess
 		m.Status = StatusSkipped
 	}
 	m.RequestID, m.TicketID, m.Replayed = out.RequestID, out.TicketID, out.Replayed
-	action, derr := s.done(ctx, m.ID)
+	var action string
+	derr := ctx.Err() // stopping: the connection is closing; the next pass replays and marks it
+	if derr == nil {
+		action, derr = s.done(ctx, m.ID)
+	}
 	if derr != nil {
 		// Processed but not marked: it comes again on the next pass, and the handler replays it.
 		m.Status = StatusFailed
