@@ -92,7 +92,8 @@ func runMailPoll(ctx context.Context, o *mailPollOptions) error {
 		h = a.mailHandler()
 	}
 	sum, err := p.Poll(ctx, h, mailbox.PassOptions{Limit: o.limit, DryRun: g.DryRun})
-	if sum != nil {
+	// A pass that failed before any message (login, folder) prints only its error.
+	if sum != nil && (err == nil || len(sum.Messages) > 0) {
 		if perr := printMailSummary(g, sum); perr != nil {
 			return perr
 		}

@@ -163,7 +163,12 @@ func TestMailPollExitCodes(t *testing.T) {
 			if tt.env != nil {
 				tt.env(env)
 			}
-			code, _, errs := runMail(t, env, tt.args...)
+			g, out, errb := newTestGlobals(t, env)
+			code := Run(context.Background(), g, append([]string{"mail", "poll", "-o", "json"}, tt.args...))
+			errs := errb.String()
+			if out.Len() != 0 {
+				t.Fatalf("stdout %q: a failed pass prints only its error", out)
+			}
 			if code != tt.want || !strings.Contains(errs, tt.stderr) || strings.Contains(errs, "nope-SECRET") {
 				t.Fatalf("exit %d (want %d), stderr %s", code, tt.want, errs)
 			}
