@@ -19,7 +19,8 @@ func newDoctorCmd(g *Globals) *cobra.Command {
 		Use:   "doctor",
 		Short: "Check the configuration and every configured service",
 		Long: `Checks the configuration, the data dir and each backend in use (HubSpot token, scopes, custom
-properties and pipeline stages; R2 bucket; ClickUp parent task; SMTP or Graph; the LLM). Missing
+properties and pipeline stages; R2 bucket; ClickUp parent task; SMTP or Graph; the LLM; the support
+mailbox: login, folder, move targets — opened read-only, nothing marked). Missing
 HubSpot custom properties are created and the bucket gets a probe object (written, then deleted);
 with --dry-run nothing is created at any service: missing properties are reported, the write is not
 probed. Exit 4 when a check fails.`,
@@ -41,6 +42,7 @@ func runDoctor(ctx context.Context, o *doctorOptions) error {
 	for _, c := range a.checks {
 		checks = append(checks, c(ctx)...)
 	}
+	checks = append(checks, mailChecks(ctx, g, a.dir)...)
 	failed := 0
 	for i := range checks {
 		checks[i].Detail = g.Values.Redact(checks[i].Detail)

@@ -44,10 +44,7 @@ func notifyConfig(v *config.Values, dataDir string) (notify.Config, error) {
 			Auth: v.OneOf("SMTP_AUTH", "login", "plain", "xoauth2", "none"),
 			TLS:  v.OneOf("SMTP_TLS", "starttls", "tls", "none"),
 		},
-		OAuth: notify.OAuthConfig{
-			TenantID: v.String("OAUTH_TENANT_ID"), ClientID: v.String("OAUTH_CLIENT_ID"),
-			ClientSecret: v.String("OAUTH_CLIENT_SECRET"), TokenURL: v.URL("OAUTH_TOKEN_URL"),
-		},
+		OAuth: oauthConfig(v),
 		Graph: notify.GraphConfig{Sender: v.String("GRAPH_SENDER"), BaseURL: v.URL("GRAPH_BASE_URL")},
 	}
 	if v.Set("SMTP_PORT") {

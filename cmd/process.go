@@ -14,7 +14,6 @@ import (
 	"github.com/figurative/figsupport/internal/classify"
 	"github.com/figurative/figsupport/internal/objstore"
 	"github.com/figurative/figsupport/internal/payload"
-	"github.com/figurative/figsupport/internal/server"
 )
 
 type processOptions struct {
@@ -113,7 +112,7 @@ func runProcessEmail(cmd *cobra.Command, o *processOptions) error {
 		defer os.RemoveAll(spool)
 	}
 	_, statErr := os.Stat(dir)
-	req, err := payload.ParseEmail(in, s.limits, g.Now(), spool, s.maxFileBytes)
+	req, err := s.parseEmail(in, g.Now(), spool)
 	if err != nil {
 		if os.IsNotExist(statErr) {
 			os.RemoveAll(dir)
@@ -126,9 +125,7 @@ func runProcessEmail(cmd *cobra.Command, o *processOptions) error {
 	if err := processRequest(cmd, o, req); err != nil {
 		return err
 	}
-	if err := server.RemoveSpool(spool, req); err != nil {
-		g.Log.Warn("spool cleanup", "err", err)
-	}
+	doneEmail(g, spool, req)
 	return nil
 }
 

@@ -112,6 +112,7 @@ embedded backends kept in the data dir.`,
 		newSubtaskCmd(g),
 		newNotifyCmd(g),
 		newRequestsCmd(g),
+		newMailCmd(g),
 		newServeCmd(g),
 		newDoctorCmd(g),
 	)

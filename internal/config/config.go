@@ -108,12 +108,26 @@ var Keys = []Key{
 	{Name: "SMTP_FROM", Group: "notification", Doc: "sender address (default SMTP_USER)"},
 	{Name: "SMTP_AUTH", Group: "notification", Default: "login", Doc: "login, plain, xoauth2 or none"},
 	{Name: "SMTP_TLS", Group: "notification", Doc: "starttls, tls (implicit, default on port 465) or none (only with SMTP_AUTH=none: credentials never cross an unencrypted connection)"},
-	{Name: "OAUTH_TENANT_ID", Group: "notification", Doc: "Microsoft Entra tenant, for XOAUTH2 and Graph"},
+	{Name: "OAUTH_TENANT_ID", Group: "notification", Doc: "Microsoft Entra tenant, for XOAUTH2 and Graph (the notifier and the mailbox)"},
 	{Name: "OAUTH_CLIENT_ID", Group: "notification", Doc: "app registration's client id"},
 	{Name: "OAUTH_CLIENT_SECRET", Group: "notification", Secret: true, Doc: "app registration's client secret"},
 	{Name: "OAUTH_TOKEN_URL", Group: "notification", Doc: "token endpoint override (default https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token)"},
 	{Name: "GRAPH_SENDER", Group: "notification", Doc: "mailbox Graph sends as (users/{sender}/sendMail)"},
-	{Name: "GRAPH_BASE_URL", Group: "notification", Default: "https://graph.microsoft.com", Doc: "Graph base URL"},
+	{Name: "GRAPH_BASE_URL", Group: "notification", Default: "https://graph.microsoft.com", Doc: "Graph base URL (sendMail and the mailbox)"},
+
+	{Name: "MAIL_SOURCE", Group: "mailbox", Doc: "the support mailbox `mail poll` reads: imap or graph; empty: none"},
+	{Name: "MAIL_IMAP_HOST", Group: "mailbox", Doc: "IMAP server (Office 365: outlook.office365.com)"},
+	{Name: "MAIL_IMAP_PORT", Group: "mailbox", Doc: "default 993 (MAIL_IMAP_TLS=tls), else 143"},
+	{Name: "MAIL_IMAP_TLS", Group: "mailbox", Default: "tls", Doc: "tls (implicit), starttls, or none (a loopback address only: credentials never cross a network in clear)"},
+	{Name: "MAIL_IMAP_USER", Group: "mailbox", Doc: "mailbox to log in as (its UPN for XOAUTH2)"},
+	{Name: "MAIL_IMAP_PASSWORD", Group: "mailbox", Secret: true, Doc: "password for MAIL_IMAP_AUTH=login"},
+	{Name: "MAIL_IMAP_AUTH", Group: "mailbox", Default: "login", Doc: "login, or xoauth2 (Office 365: a client-credentials token from the OAUTH_* app, scope https://outlook.office365.com/.default)"},
+	{Name: "MAIL_GRAPH_MAILBOX", Group: "mailbox", Doc: "MAIL_SOURCE=graph: the mailbox read (users/{mailbox}), with the OAUTH_* app and GRAPH_BASE_URL"},
+	{Name: "MAIL_FOLDER", Group: "mailbox", Default: "INBOX", Doc: "folder read (Graph: a well-known name such as inbox, or display names like Inbox/Support)"},
+	{Name: "MAIL_PROCESSED_FOLDER", Group: "mailbox", Doc: "folder a handled message is moved to; empty: it is marked read where it is"},
+	{Name: "MAIL_REJECTED_FOLDER", Group: "mailbox", Doc: "folder a message that can never be processed (unreadable, too large) is moved to; empty: it is marked read and flagged"},
+	{Name: "MAIL_MAX_PER_PASS", Group: "mailbox", Default: "50", Doc: "messages looked at in one pass (`mail poll --limit` overrides); messages that failed before come after new ones"},
+	{Name: "FIGSUPPORT_MAIL_POLL_INTERVAL", Group: "mailbox", Default: "0", Doc: "serve: how often the daemon reads the mailbox (e.g. 2m); 0: never (cron runs `mail poll`, or mail arrives on POST /webhook/email)"},
 }
 
 // Lookup returns a key's value and whether it was set anywhere (flag, environment, .env, config file).
@@ -184,6 +198,20 @@ func (v *Values) Duration(name string) time.Duration {
 	d, err := ParseDuration(s)
 	if err != nil || d <= 0 {
 		v.fail(name, "want a positive duration like 14d, 36h or 90s, got %q", s)
+		return 0
+	}
+	return d
+}
+
+// OptionalDuration is a duration key that may be 0 (or "off"): off, returned as 0.
+func (v *Values) OptionalDuration(name string) time.Duration {
+	s := v.String(name)
+	if s == "" || s == "0" || strings.EqualFold(s, "off") {
+		return 0
+	}
+	d, err := ParseDuration(s)
+	if err != nil || d < 0 {
+		v.fail(name, "want 0 (off) or a duration like 2m or 1h, got %q", s)
 		return 0
 	}
 	return d

@@ -85,6 +85,36 @@ func TestBadValuesNameTheKey(t *testing.T) {
 	}
 }
 
+func TestOptionalDuration(t *testing.T) {
+	tests := []struct {
+		val  string
+		set  bool
+		want time.Duration
+		bad  bool
+	}{
+		{set: false, want: 0},
+		{val: "0", set: true, want: 0},
+		{val: "off", set: true, want: 0},
+		{val: "2m", set: true, want: 2 * time.Minute},
+		{val: "1d", set: true, want: 24 * time.Hour},
+		{val: "soon", set: true, bad: true},
+		{val: "-5m", set: true, bad: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.val, func(t *testing.T) {
+			m := map[string]string{}
+			if tt.set {
+				m["FIGSUPPORT_MAIL_POLL_INTERVAL"] = tt.val
+			}
+			v := New(lookup(m))
+			got := v.OptionalDuration("FIGSUPPORT_MAIL_POLL_INTERVAL")
+			if err := v.Err(); (err != nil) != tt.bad || got != tt.want {
+				t.Fatalf("got %v, err %v", got, err)
+			}
+		})
+	}
+}
+
 func TestRedact(t *testing.T) {
 	v := New(lookup(map[string]string{"HUBSPOT_API_KEY": "pat-na1-secret", "HUBSPOT_HUB_ID": "1234"}))
 	if got := v.Redact("token pat-na1-secret for hub 1234"); got != "token *** for hub 1234" {
