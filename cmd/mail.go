@@ -89,7 +89,7 @@ func runMailPoll(ctx context.Context, o *mailPollOptions) error {
 		}
 		defer a.Close()
 		g.status("backends: %s; mailbox: %s %s", a.backends(), p.Kind(), p.Name())
-		h = a.mailHandler()
+		h = a.mailHandler(a.chainRun())
 	}
 	sum, err := p.Poll(ctx, h, mailbox.PassOptions{Limit: o.limit, DryRun: g.DryRun})
 	// A pass that failed before any message (login, folder) prints only its error.
@@ -196,17 +196,29 @@ func doneEmail(g *Globals, spool string, req *payload.Request) {
 	}
 }
 
-// mailHandler hands each mailbox message to processEmail and tells the poller what became of it:
-// bad input and a Message-ID reused for another message are rejected (never retried); an
-// incomplete run is a failure, so that the next pass resumes it.
-func (a *app) mailHandler() mailbox.Handler {
+// emailRun runs an e-mail's request: the chain itself (commands) or through the daemon's pool.
+type emailRun func(ctx context.Context, req *payload.Request) (*payload.Response, error)
+
+// mailHandler reads each mailbox message into a request, has run process it, and tells the
+// poller what became of it: a message that can never be processed — unreadable, a Message-ID
+// reused for another message, a file the chain can never fetch — is rejected (never retried);
+// any other failure, or an incomplete run, leaves it unread for the next pass.
+func (a *app) mailHandler(run emailRun) mailbox.Handler {
 	return func(ctx context.Context, raw io.Reader) (mailbox.Outcome, error) {
-		_, resp, err := a.processEmail(ctx, raw, chain.RunOptions{})
+		req, err := a.s.parseEmail(raw, a.g.Now(), a.spoolDir())
 		switch {
-		case errors.Is(err, payload.ErrInvalid), errors.Is(err, chain.ErrConflict):
+		case errors.Is(err, payload.ErrInvalid):
 			return mailbox.Outcome{}, mailbox.Reject(err)
-		case err != nil:
+		case err != nil: // the spool's disk: the next pass tries again
 			return mailbox.Outcome{}, err
+		}
+		resp, err := run(ctx, req)
+		switch {
+		case errors.Is(err, chain.ErrConflict), chain.Classify(err) == chain.FailureInput:
+			doneEmail(a.g, a.spoolDir(), req)
+			return mailbox.Outcome{}, mailbox.Reject(fmt.Errorf("request %s: %w", req.Key(), err))
+		case err != nil:
+			return mailbox.Outcome{}, fmt.Errorf("request %s: %w", req.Key(), err)
 		}
 		out := mailbox.Outcome{RequestID: resp.RequestID, TicketID: resp.TicketID, Replayed: resp.Replayed}
 		switch resp.Status {
@@ -215,11 +227,19 @@ func (a *app) mailHandler() mailbox.Handler {
 		case payload.StatusIncomplete:
 			return out, fmt.Errorf("request %s is incomplete (%s): the next pass resumes it", resp.RequestID, strings.Join(resp.Warnings, "; "))
 		}
+		doneEmail(a.g, a.spoolDir(), req)
 		return out, nil
 	}
 }
 
-// mailChecks are doctor's checks of the mailbox: read-only (the folder is examined, not selected).
+// chainRun runs the request through the chain in this process (mail poll, process --eml).
+func (a *app) chainRun() emailRun {
+	c := a.chain()
+	return func(ctx context.Context, req *payload.Request) (*payload.Response, error) {
+		return c.Process(ctx, req, chain.RunOptions{})
+	}
+}
+
 func mailChecks(ctx context.Context, g *Globals, dataDir string) []health.Check {
 	p, err := newMailPoller(g, dataDir)
 	switch {

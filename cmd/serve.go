@@ -15,6 +15,7 @@ import (
 
 	"github.com/figurative/figsupport/internal/chain"
 	"github.com/figurative/figsupport/internal/config"
+	"github.com/figurative/figsupport/internal/mailbox"
 	"github.com/figurative/figsupport/internal/metrics"
 	"github.com/figurative/figsupport/internal/payload"
 	"github.com/figurative/figsupport/internal/server"
@@ -75,8 +76,12 @@ func runServe(ctx context.Context, o *serveOptions, ready chan<- string) error {
 	perMin, burst := v.Int("FIGSUPPORT_RATE_PER_MINUTE"), v.Int("FIGSUPPORT_RATE_BURST")
 	interval, maxAttempts := v.Duration("FIGSUPPORT_RETRY_INTERVAL"), v.Int("FIGSUPPORT_RETRY_MAX_ATTEMPTS")
 	backlog, shutdown := v.Int("FIGSUPPORT_MAX_BACKLOG"), v.Duration("FIGSUPPORT_SHUTDOWN_TIMEOUT")
+	pollEvery := v.OptionalDuration("FIGSUPPORT_MAIL_POLL_INTERVAL")
 	if err := v.Err(); err != nil {
 		return err
+	}
+	if pollEvery > 0 && !v.Set("MAIL_SOURCE") {
+		return &config.Error{Key: "FIGSUPPORT_MAIL_POLL_INTERVAL", Msg: "set, but MAIL_SOURCE is not: there is no mailbox to poll"}
 	}
 	proxies, err := parseProxies(v.List("FIGSUPPORT_TRUSTED_PROXIES"))
 	if err != nil {
@@ -163,6 +168,20 @@ func runServe(ctx context.Context, o *serveOptions, ready chan<- string) error {
 	// custom properties, ClickUp's list) is checked now, side by side, in the background.
 	warmed := make(chan struct{})
 	go func() { a.warm(ctx, log); close(warmed) }()
+	// The support mailbox, when configured: each message through the same pool as the webhook.
+	polled := make(chan struct{})
+	pollCtx, stopPolling := context.WithCancel(ctx)
+	defer stopPolling()
+	if pollEvery > 0 {
+		poller, err := newMailPoller(g, a.dir)
+		if err != nil {
+			return err
+		}
+		go func() { pollMailbox(pollCtx, poller, a.mailHandler(pooled(c, pl)), pollEvery, log); close(polled) }()
+		log.Info("polling the support mailbox", "source", poller.Kind(), "mailbox", poller.Name(), "every", pollEvery)
+	} else {
+		close(polled)
+	}
 	// Unfinished requests in the journal (a process that died left them, or they failed) are
 	// resumed at start, then as their retry policy makes them due.
 	pl.Start()
@@ -184,6 +203,8 @@ func runServe(ctx context.Context, o *serveOptions, ready chan<- string) error {
 	// journal (deferred), which hands what is left to the next process at once.
 	log.Info("shutting down: finishing requests in flight", "deadline", shutdown)
 	srv.Stop()
+	stopPolling()
+	<-polled
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdown)
 	defer cancel()
 	if err := hs.Shutdown(shutCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -221,6 +242,52 @@ func (a *app) warm(ctx context.Context, log *slog.Logger) {
 		})
 	}
 	wg.Wait()
+}
+
+// pooled runs an e-mail's request the way the webhook does: recorded, then processed by the
+// pool (one per contact at a time, in arrival order, within the backlog).
+func pooled(c *chain.Chain, pl *worker.Pool) emailRun {
+	return func(ctx context.Context, req *payload.Request) (*payload.Response, error) {
+		run, err := c.Accept(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		if chain.Finished(run.Status) {
+			return chain.Replay(run)
+		}
+		job, err := pl.Submit(req)
+		if err != nil {
+			return nil, err // recorded: the journal's sweep will finish it; the message stays unread meanwhile
+		}
+		select {
+		case <-job.Done():
+			return job.Result()
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// pollMailbox runs a pass over the mailbox every interval until ctx ends; a pass's failure is
+// logged and the next pass tries again.
+func pollMailbox(ctx context.Context, p *mailbox.Poller, h mailbox.Handler, every time.Duration, log *slog.Logger) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		sum, err := p.Poll(ctx, h, mailbox.PassOptions{})
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Error("mailbox pass", "err", err)
+		case sum != nil && len(sum.Messages) > 0:
+			log.Info("mailbox pass", "processed", sum.Processed, "skipped", sum.Skipped, "failed", sum.Failed, "rejected", sum.Rejected)
+		}
+		t.Reset(every)
+	}
 }
 
 // queue gives the server the pool.
