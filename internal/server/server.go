@@ -217,6 +217,7 @@ func (s *Server) Authenticated() bool { return s.secret != nil || s.cfg.BearerTo
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+WebhookPath, s.handleWebhook)
+	mux.HandleFunc("POST "+EmailPath, s.handleEmail)
 	mux.HandleFunc("GET /requests/{id}", s.handleRequest)
 	ok := func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -230,6 +231,7 @@ func (s *Server) Handler() http.Handler {
 		mux.Handle("GET /metrics", s.cfg.Metrics.Handler())
 	}
 	mux.HandleFunc(WebhookPath, methodNotAllowed("POST"))
+	mux.HandleFunc(EmailPath, methodNotAllowed("POST"))
 	mux.HandleFunc("/healthz", methodNotAllowed("GET, HEAD"))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{Status: http.StatusNotFound, Msg: "not found"})

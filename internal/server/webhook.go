@@ -23,14 +23,8 @@ const HeaderIdempotencyKey = "Idempotency-Key"
 // in the background and wait for it up to SyncTimeout.
 func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	in := info(r)
-	// The rate limit comes first: it is the cheapest check, and it also bounds how often a
-	// stranger may try credentials.
-	if s.limiter != nil {
-		if ok, wait := s.limiter.allow(limitKey(in.ip), s.now()); !ok {
-			w.Header().Set("Retry-After", retryAfter(wait))
-			writeError(w, &apiError{Status: http.StatusTooManyRequests, Msg: "too many requests; retry later"})
-			return
-		}
+	if !s.admit(w, r, in) {
+		return
 	}
 	au, reason := s.authenticate(r)
 	if au == nil {
@@ -73,7 +67,21 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	in.requestID = req.Key()
-	s.run(w, r, req, sp)
+	s.run(w, r, req, func() { sp.remove() })
+}
+
+// admit applies the per-client rate limit. It comes first: it is the cheapest check, and it also
+// bounds how often a stranger may try credentials.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, in *reqInfo) bool {
+	if s.limiter == nil {
+		return true
+	}
+	ok, wait := s.limiter.allow(limitKey(in.ip), s.now())
+	if !ok {
+		w.Header().Set("Retry-After", retryAfter(wait))
+		writeError(w, &apiError{Status: http.StatusTooManyRequests, Msg: "too many requests; retry later"})
+	}
+	return ok
 }
 
 func (s *Server) unauthorized(w http.ResponseWriter, in *reqInfo, reason string) {
@@ -183,15 +191,16 @@ func unquote(s string) string {
 // run records the request in the journal, then has the pool process it: in async mode the answer
 // is 202 at once; in sync mode the chain's result, or 202 after SyncTimeout. Nothing answers 2xx
 // before the request is recorded; past the backlog limit the answer is 503 before anything is.
-func (s *Server) run(w http.ResponseWriter, r *http.Request, req *payload.Request, sp *spool) {
+// drop removes what the request left on disk (its spooled files) when it is refused.
+func (s *Server) run(w http.ResponseWriter, r *http.Request, req *payload.Request, drop func()) {
 	key := req.Key()
 	if s.stopping.Load() {
-		sp.remove()
+		drop()
 		writeError(w, &apiError{Status: http.StatusServiceUnavailable, Msg: "shutting down; send the request again", retryAfter: "5"})
 		return
 	}
 	if s.queue.Full() {
-		sp.remove()
+		drop()
 		info(r).note = "backlog full"
 		writeError(w, &apiError{Status: http.StatusServiceUnavailable, Msg: "too much work in progress; send the request again later", retryAfter: "30"})
 		return
@@ -199,16 +208,16 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request, req *payload.Reques
 	run, err := s.intake.Accept(r.Context(), req)
 	switch {
 	case errors.Is(err, chain.ErrConflict):
-		sp.remove()
+		drop()
 		writeError(w, conflict(key))
 		return
 	case err != nil:
-		sp.remove()
+		drop()
 		s.log.Error("could not record the request", "request_id", key, "err", err)
 		writeError(w, &apiError{Status: http.StatusServiceUnavailable, Msg: "the request could not be recorded; send it again", retryAfter: "30"})
 		return
 	case chain.Finished(run.Status):
-		sp.remove()
+		drop()
 		resp, err := chain.Replay(run)
 		if err != nil {
 			s.log.Error("stored answer", "request_id", key, "err", err)
@@ -312,12 +321,8 @@ func queued(key, msg string, warnings []string) *payload.Response {
 // 202 and wants to know how it ended. It is authenticated like the webhook.
 func (s *Server) handleRequest(w http.ResponseWriter, r *http.Request) {
 	in := info(r)
-	if s.limiter != nil {
-		if ok, wait := s.limiter.allow(limitKey(in.ip), s.now()); !ok {
-			w.Header().Set("Retry-After", retryAfter(wait))
-			writeError(w, &apiError{Status: http.StatusTooManyRequests, Msg: "too many requests; retry later"})
-			return
-		}
+	if !s.admit(w, r, in) {
+		return
 	}
 	au, reason := s.authenticate(r)
 	if au != nil && au.pending() {
