@@ -125,6 +125,7 @@ func openAppWith(ctx context.Context, g *Globals, o appOptions) (*app, error) {
 	}); err != nil {
 		return nil, err
 	}
+	a.closers = append(a.closers, func() { a.local.Close() })
 	a.checks = append(a.checks, a.journalCheck)
 	if a.classify, err = classify.New(s.classify); err != nil {
 		return nil, err
