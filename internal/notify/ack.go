@@ -72,7 +72,7 @@ type AckTemplate struct {
 // are *ConfigError naming FIGSUPPORT_ACK_TEMPLATE.
 func LoadAckTemplate(path string) (*AckTemplate, error) {
 	if path == "" {
-		return ParseAckTemplate("the embedded ack_fr.tmpl", defaultAckTemplate)
+		return ParseAckTemplate("ack_fr.tmpl (embedded)", defaultAckTemplate)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -88,9 +88,10 @@ var sampleAck = AckData{Name: "Jeanne Dupont", Email: "jeanne@example.com", Subj
 
 // ParseAckTemplate parses and tries a template; source names it in errors.
 func ParseAckTemplate(source, body string) (*AckTemplate, error) {
-	t, err := texttemplate.New("acknowledgement").Parse(body)
+	// Named after its file, which text/template's errors then give with the line.
+	t, err := texttemplate.New(source).Parse(body)
 	if err != nil {
-		return nil, &ConfigError{Key: KeyAckTemplate, Err: fmt.Errorf("%s: %w", source, err)}
+		return nil, &ConfigError{Key: KeyAckTemplate, Err: err}
 	}
 	at := &AckTemplate{tmpl: t, source: source}
 	if _, _, err := at.render(sampleAck); err != nil {
@@ -99,18 +100,19 @@ func ParseAckTemplate(source, body string) (*AckTemplate, error) {
 	return at, nil
 }
 
-// render gives the subject (empty when the template defines none) and the body.
+// render gives the subject (the reply to theirs when the template defines none) and the body.
 func (t *AckTemplate) render(d AckData) (subject, body string, err error) {
 	var b strings.Builder
+	subject = d.ReplySubject
 	if s := t.tmpl.Lookup("subject"); s != nil {
 		if err := s.Execute(&b, d); err != nil {
-			return "", "", &ConfigError{Key: KeyAckTemplate, Err: fmt.Errorf("%s: %w", t.source, err)}
+			return "", "", &ConfigError{Key: KeyAckTemplate, Err: err}
 		}
 		subject = b.String()
 		b.Reset()
 	}
 	if err := t.tmpl.Execute(&b, d); err != nil {
-		return "", "", &ConfigError{Key: KeyAckTemplate, Err: fmt.Errorf("%s: %w", t.source, err)}
+		return "", "", &ConfigError{Key: KeyAckTemplate, Err: err}
 	}
 	body = strings.TrimSpace(b.String())
 	if body == "" {
