@@ -214,6 +214,10 @@ func (n *Notifier) Kind() string { return n.Transport.Kind() }
 func (n *Notifier) Check(ctx context.Context) []health.Check {
 	out := []health.Check{{Service: n.Kind(), Name: "recipients", Status: health.OK,
 		Detail: fmt.Sprintf("from %s to %s", n.From, strings.Join(n.To, ", "))}}
+	if n.Ack != nil {
+		out = append(out, health.Check{Service: n.Kind(), Name: "acknowledgements", Status: health.OK,
+			Detail: fmt.Sprintf("on: new tickets acknowledged from %s with %s", n.Ack.From, n.Ack.Template.source)})
+	}
 	return append(out, n.Transport.Check(ctx)...)
 }
 
