@@ -73,8 +73,8 @@ var migrations = []string{
 	`ALTER TABLE tickets ADD COLUMN last_message_at INTEGER NOT NULL DEFAULT 0;
 	ALTER TABLE tickets ADD COLUMN agent_activity_at INTEGER NOT NULL DEFAULT 0;
 	UPDATE tickets SET last_message_at = last_activity;
-	CREATE INDEX notes_ticket ON notes(ticket_id);
-	CREATE INDEX notes_contact ON notes(contact_id);
+	CREATE INDEX notes_ticket ON notes(ticket_id, timestamp);
+	CREATE INDEX notes_contact ON notes(contact_id, timestamp);
 	CREATE INDEX subtasks_ref ON subtasks(ref);`,
 }
 
@@ -108,6 +108,8 @@ const (
 		last_message_at = CASE WHEN last_message_at < ? THEN ? ELSE last_message_at END,
 		last_activity = CASE WHEN last_activity < ? THEN ? ELSE last_activity END
 		WHERE id = ?`
+	// Read and rewritten in one transaction, which SQLite's BEGIN IMMEDIATE (internal/sqlite)
+	// makes a writer's from its start; PostgreSQL will want FOR UPDATE here.
 	qTicketFiles        = `SELECT fichiers_urls FROM tickets WHERE id = ?`
 	qTicketMessageFiles = `UPDATE tickets SET
 		last_message_at = CASE WHEN last_message_at < ? THEN ? ELSE last_message_at END,
@@ -119,10 +121,14 @@ const (
 		agent_activity_at = CASE WHEN agent_activity_at < ? THEN ? ELSE agent_activity_at END,
 		last_activity = CASE WHEN last_activity < ? THEN ? ELSE last_activity END
 		WHERE id = ?`
+	// The insert checks its ticket or contact exists in the same statement. The casts cost SQLite
+	// nothing and spare PostgreSQL from typing a SELECT list's parameters as text.
 	qNoteOnTicket = `INSERT INTO notes(ticket_id, title, body, files, timestamp, created_at)
-		SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM tickets WHERE id = ?) RETURNING id`
+		SELECT CAST(? AS BIGINT), ?, ?, ?, CAST(? AS BIGINT), CAST(? AS BIGINT)
+		WHERE EXISTS (SELECT 1 FROM tickets WHERE id = ?) RETURNING id`
 	qNoteOnContact = `INSERT INTO notes(contact_id, title, body, files, timestamp, created_at)
-		SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM contacts WHERE id = ?) RETURNING id`
+		SELECT CAST(? AS BIGINT), ?, ?, ?, CAST(? AS BIGINT), CAST(? AS BIGINT)
+		WHERE EXISTS (SELECT 1 FROM contacts WHERE id = ?) RETURNING id`
 	qNoteFoundOnTicket = `SELECT id FROM notes WHERE ticket_id = ? AND title = ? AND body = ? AND timestamp = ? AND created_at >= ?
 		ORDER BY id DESC LIMIT 1`
 	qNoteFoundOnContact = `SELECT id FROM notes WHERE contact_id = ? AND ticket_id IS NULL AND title = ? AND body = ? AND timestamp = ? AND created_at >= ?
