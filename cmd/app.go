@@ -4,8 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"net/mail"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/figurative/figsupport/internal/chain"
@@ -43,6 +45,14 @@ func (g *Globals) settings() (settings, error) {
 		Window:     v.Duration("FIGSUPPORT_THREAD_WINDOW"),
 		KeyTTL:     v.Duration("FIGSUPPORT_KEY_TTL"),
 		HashTTL:    v.Duration("FIGSUPPORT_HASH_TTL"),
+		// What figsupport sends comes from these addresses, with Message-IDs at the sender's
+		// domain: a message from one of them, or with such an id, is its own come back.
+		OwnAddresses: ownAddresses(v),
+	}
+	if own := s.chain.OwnAddresses; len(own) > 0 {
+		if _, domain, ok := strings.Cut(own[0], "@"); ok {
+			s.chain.MessageIDDomain = domain
+		}
 	}
 	s.workers = v.Int("FIGSUPPORT_WORKERS")
 	s.classify = classify.Config{
@@ -132,6 +142,7 @@ func openAppWith(ctx context.Context, g *Globals, o appOptions) (*app, error) {
 	}); err != nil {
 		return nil, err
 	}
+	a.closers = append(a.closers, func() { a.local.Close() })
 	a.checks = append(a.checks, a.journalCheck)
 	if a.classify, err = classify.New(s.classify); err != nil {
 		return nil, err
@@ -158,10 +169,28 @@ func (a *app) Close() {
 }
 
 func (a *app) chain() *chain.Chain {
-	return chain.New(chain.Deps{
+	d := chain.Deps{
 		CRM: a.crm, Tasks: a.tasks, Files: a.uploader, Notifier: a.notify, Classifier: classifier{a.classify},
 		Journal: a.journal, Observer: a.observer(), Log: a.g.Log,
-	}, a.s.chain)
+	}
+	if a.notify.AckEnabled() {
+		d.Ack = a.notify
+	}
+	return chain.New(d, a.s.chain)
+}
+
+// ownAddresses are the addresses figsupport sends from or reads as: the SMTP sender, the Graph
+// sender, the acknowledgements' sender and the support mailbox; the first is the one its
+// Message-IDs are made at. The admins' addresses are not among them: an admin answering a
+// notification is a person.
+func ownAddresses(v *config.Values) []string {
+	var out []string
+	for _, k := range []string{"SMTP_FROM", "SMTP_USER", "GRAPH_SENDER", "FIGSUPPORT_ACK_FROM", "MAIL_IMAP_USER", "MAIL_GRAPH_MAILBOX"} {
+		if a, err := mail.ParseAddress(v.String(k)); err == nil && !slices.Contains(out, strings.ToLower(a.Address)) {
+			out = append(out, strings.ToLower(a.Address))
+		}
+	}
+	return out
 }
 
 // retries counts the service clients' repeated calls: the metrics, when the daemon has them.

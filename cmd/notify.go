@@ -3,6 +3,7 @@ package cmd
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -24,6 +25,10 @@ func (a *app) wireNotifier(context.Context) error {
 	}
 	n, err := notify.New(cfg)
 	if err != nil {
+		var ce *notify.ConfigError
+		if errors.As(err, &ce) {
+			return &config.Error{Key: ce.Key, Msg: ce.Err.Error()}
+		}
 		return &config.Error{Key: "NOTIFY_TRANSPORT", Msg: err.Error()}
 	}
 	a.names = append(a.names, [2]string{"notify", n.Kind()})
@@ -46,6 +51,8 @@ func notifyConfig(v *config.Values, dataDir string) (notify.Config, error) {
 		},
 		OAuth: oauthConfig(v),
 		Graph: notify.GraphConfig{Sender: v.String("GRAPH_SENDER"), BaseURL: v.URL("GRAPH_BASE_URL")},
+		Ack: notify.AckConfig{Enabled: v.Bool("FIGSUPPORT_ACK"), Template: v.String("FIGSUPPORT_ACK_TEMPLATE"),
+			From: v.String("FIGSUPPORT_ACK_FROM")},
 	}
 	if v.Set("SMTP_PORT") {
 		cfg.SMTP.Port = v.Int("SMTP_PORT")

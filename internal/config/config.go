@@ -114,6 +114,9 @@ var Keys = []Key{
 	{Name: "OAUTH_TOKEN_URL", Group: "notification", Doc: "token endpoint override (default https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token)"},
 	{Name: "GRAPH_SENDER", Group: "notification", Doc: "mailbox Graph sends as (users/{sender}/sendMail)"},
 	{Name: "GRAPH_BASE_URL", Group: "notification", Default: "https://graph.microsoft.com", Doc: "Graph base URL (sendMail and the mailbox)"},
+	{Name: "FIGSUPPORT_ACK", Group: "notification", Default: "off", Doc: "on: a message that opens a ticket is acknowledged to the customer by e-mail (ticket reference in the subject), through the notification transport"},
+	{Name: "FIGSUPPORT_ACK_TEMPLATE", Group: "notification", Doc: "acknowledgement template file, Go text/template (default the embedded French one; variables in docs/notify.md)"},
+	{Name: "FIGSUPPORT_ACK_FROM", Group: "notification", Doc: "sender of acknowledgements, the address customers reply to (default SMTP_FROM)"},
 
 	{Name: "MAIL_SOURCE", Group: "mailbox", Doc: "the support mailbox `mail poll` reads: imap or graph; empty: none"},
 	{Name: "MAIL_IMAP_HOST", Group: "mailbox", Doc: "IMAP server (Office 365: outlook.office365.com)"},
@@ -190,6 +193,19 @@ func (v *Values) Int64(name string) int64 {
 		return 0
 	}
 	return n
+}
+
+// Bool is an on/off key: on, true, yes or 1; off, false, no or 0.
+func (v *Values) Bool(name string) bool {
+	switch s := strings.ToLower(v.String(name)); s {
+	case "on", "true", "yes", "1":
+		return true
+	case "off", "false", "no", "0", "":
+		return false
+	default:
+		v.fail(name, "want on or off, got %q", s)
+		return false
+	}
 }
 
 // Duration is a positive duration key: Go syntax (90s, 36h) plus whole days (14d).

@@ -62,6 +62,30 @@ func TestTypedReads(t *testing.T) {
 	}
 }
 
+func TestBool(t *testing.T) {
+	tests := []struct {
+		val  string
+		set  bool
+		want bool
+	}{
+		{"", false, false}, // the default, off
+		{"on", true, true}, {"ON", true, true}, {"true", true, true}, {"yes", true, true}, {"1", true, true},
+		{"off", true, false}, {"false", true, false}, {"no", true, false}, {"0", true, false}, {" ", true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.val, func(t *testing.T) {
+			m := map[string]string{}
+			if tt.set {
+				m["FIGSUPPORT_ACK"] = tt.val
+			}
+			v := New(lookup(m))
+			if got := v.Bool("FIGSUPPORT_ACK"); got != tt.want || v.Err() != nil {
+				t.Fatalf("Bool(%q) = %v, %v; want %v", tt.val, got, v.Err(), tt.want)
+			}
+		})
+	}
+}
+
 func TestBadValuesNameTheKey(t *testing.T) {
 	tests := []struct {
 		key, val string
@@ -72,6 +96,7 @@ func TestBadValuesNameTheKey(t *testing.T) {
 		{"HUBSPOT_BASE_URL", "ftp://x", func(v *Values) { v.URL("HUBSPOT_BASE_URL") }},
 		{"NOTIFICATION_EMAIL", "admin", func(v *Values) { v.Emails("NOTIFICATION_EMAIL") }},
 		{"SMTP_AUTH", "cram-md5", func(v *Values) { v.OneOf("SMTP_AUTH", "login", "plain", "xoauth2", "none") }},
+		{"FIGSUPPORT_ACK", "maybe", func(v *Values) { v.Bool("FIGSUPPORT_ACK") }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.key, func(t *testing.T) {

@@ -1,15 +1,22 @@
 // Package local is the embedded CRM and task tracker: the same behaviour as HubSpot and ClickUp,
 // kept in the data dir's SQLite file, so a machine with no account runs the whole chain.
+//
+// The SQL is kept portable where that costs nothing, for the PostgreSQL store to come: one
+// placeholder style (?), no SQLite-only function, ids bound as integers, new rows' ids read with
+// RETURNING. What is still SQLite's own is in the schema (migrations) alone.
 package local
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/figurative/figsupport/internal/chain"
@@ -17,6 +24,7 @@ import (
 	"github.com/figurative/figsupport/internal/sqlite"
 )
 
+// migrations are append-only: never edit one that has shipped.
 var migrations = []string{
 	`CREATE TABLE contacts (
 		id         INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -57,6 +65,17 @@ var migrations = []string{
 		created_at INTEGER NOT NULL,
 		updated_at INTEGER NOT NULL
 	);`,
+	// Threading's last activity, as on HubSpot: the customer's last message (written by every
+	// follow-up, at the customer's time) and what people did to the ticket (a stage change).
+	// last_activity stays the later of the two, kept in the row so that the threading query reads
+	// it from the index. Notes no longer move it: a ticket's notes are not all customer messages.
+	// Until now last_activity was the customer's last message, so it seeds last_message_at.
+	`ALTER TABLE tickets ADD COLUMN last_message_at INTEGER NOT NULL DEFAULT 0;
+	ALTER TABLE tickets ADD COLUMN agent_activity_at INTEGER NOT NULL DEFAULT 0;
+	UPDATE tickets SET last_message_at = last_activity;
+	CREATE INDEX notes_ticket ON notes(ticket_id, timestamp);
+	CREATE INDEX notes_contact ON notes(contact_id, timestamp);
+	CREATE INDEX subtasks_ref ON subtasks(ref);`,
 }
 
 // Config is the embedded CRM's pipeline, with the same stage ids as HubSpot's default help desk.
@@ -70,11 +89,89 @@ type Config struct {
 	TaskURLBase string
 }
 
+// The statements of the request path, prepared once at Open. Every one reaches its rows through
+// the primary key or an index (TestQueryPlans checks); ids are bound as integers, never compared
+// as text.
+const (
+	ticketCols = `id, contact_id, subject, classification, stage, fichiers_urls, clickup_subtask_id, last_activity`
+
+	qContactByEmail = `SELECT id FROM contacts WHERE email = ?`
+	qContactInsert  = `INSERT INTO contacts(email, firstname, lastname, created_at) VALUES(?, ?, ?, ?)
+		ON CONFLICT(email) DO NOTHING RETURNING id`
+	qTicketByID   = `SELECT ` + ticketCols + ` FROM tickets WHERE id = ?`
+	qTicketInsert = `INSERT INTO tickets(contact_id, subject, content, classification, pipeline, stage, fichiers_urls, created_at, last_message_at, last_activity)
+		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING ` + ticketCols
+	qTicketCreated = `SELECT ` + ticketCols + ` FROM tickets WHERE contact_id = ? AND subject = ? AND content = ? AND created_at >= ?
+		ORDER BY id DESC LIMIT 1`
+	// A later message moves both times forward, an earlier one (a replayed request) neither.
+	qTicketMessage = `UPDATE tickets SET
+		last_message_at = CASE WHEN last_message_at < ? THEN ? ELSE last_message_at END,
+		last_activity = CASE WHEN last_activity < ? THEN ? ELSE last_activity END
+		WHERE id = ?`
+	// Read and rewritten in one transaction, which SQLite's BEGIN IMMEDIATE (internal/sqlite)
+	// makes a writer's from its start; PostgreSQL will want FOR UPDATE here.
+	qTicketFiles        = `SELECT fichiers_urls FROM tickets WHERE id = ?`
+	qTicketMessageFiles = `UPDATE tickets SET
+		last_message_at = CASE WHEN last_message_at < ? THEN ? ELSE last_message_at END,
+		last_activity = CASE WHEN last_activity < ? THEN ? ELSE last_activity END,
+		fichiers_urls = ?
+		WHERE id = ?`
+	qTicketSubtask = `UPDATE tickets SET clickup_subtask_id = ? WHERE id = ?`
+	qTicketStage   = `UPDATE tickets SET stage = ?,
+		agent_activity_at = CASE WHEN agent_activity_at < ? THEN ? ELSE agent_activity_at END,
+		last_activity = CASE WHEN last_activity < ? THEN ? ELSE last_activity END
+		WHERE id = ?`
+	// The insert checks its ticket or contact exists in the same statement. The casts cost SQLite
+	// nothing and spare PostgreSQL from typing a SELECT list's parameters as text.
+	qNoteOnTicket = `INSERT INTO notes(ticket_id, title, body, files, timestamp, created_at)
+		SELECT CAST(? AS BIGINT), ?, ?, ?, CAST(? AS BIGINT), CAST(? AS BIGINT)
+		WHERE EXISTS (SELECT 1 FROM tickets WHERE id = ?) RETURNING id`
+	qNoteOnContact = `INSERT INTO notes(contact_id, title, body, files, timestamp, created_at)
+		SELECT CAST(? AS BIGINT), ?, ?, ?, CAST(? AS BIGINT), CAST(? AS BIGINT)
+		WHERE EXISTS (SELECT 1 FROM contacts WHERE id = ?) RETURNING id`
+	qNoteFoundOnTicket = `SELECT id FROM notes WHERE ticket_id = ? AND title = ? AND body = ? AND timestamp = ? AND created_at >= ?
+		ORDER BY id DESC LIMIT 1`
+	qNoteFoundOnContact = `SELECT id FROM notes WHERE contact_id = ? AND ticket_id IS NULL AND title = ? AND body = ? AND timestamp = ? AND created_at >= ?
+		ORDER BY id DESC LIMIT 1`
+	qSubtaskInsert = `INSERT INTO subtasks(ref, name, markdown, created_at, updated_at) VALUES(?, ?, ?, ?, ?) RETURNING id`
+	qSubtaskByRef  = `SELECT id FROM subtasks WHERE ref = ? AND name = ? ORDER BY id DESC LIMIT 1`
+	// The block is appended unless its marker is already anywhere in the description: a repeat
+	// after a lost answer adds nothing even when other blocks came since. LIKE, not instr():
+	// markers hold no wildcard, and LIKE is in every SQL.
+	qSubtaskAppend = `UPDATE subtasks SET markdown = CASE WHEN markdown = '' THEN ? ELSE markdown || ? END, updated_at = ?
+		WHERE id = ? AND (? = '' OR markdown NOT LIKE ?)`
+	qSubtaskExists   = `SELECT 1 FROM subtasks WHERE id = ?`
+	qSubtaskMarkdown = `SELECT markdown FROM subtasks WHERE id = ?`
+	qSubtaskReplace  = `UPDATE subtasks SET markdown = ?, updated_at = ? WHERE id = ?`
+	qNotesOfTicket   = `SELECT id, ticket_id, contact_id, title, body, files, timestamp FROM notes WHERE ticket_id = ? ORDER BY id`
+	qNotesOfContact  = `SELECT id, ticket_id, contact_id, title, body, files, timestamp FROM notes WHERE contact_id = ? ORDER BY id`
+)
+
+// qOpenTicket is the threading query for n open stages: the index (contact_id, last_activity)
+// gives the contact's tickets active since then, most recent first, with no sort.
+func qOpenTicket(n int) string {
+	return `SELECT ` + ticketCols + ` FROM tickets WHERE contact_id = ? AND last_activity >= ? AND stage IN (?` +
+		strings.Repeat(`, ?`, n-1) + `) ORDER BY last_activity DESC, id DESC LIMIT 1`
+}
+
+// statements are prepared once (database/sql then keeps one prepared copy per connection) and
+// closed with the store.
+var statements = []string{
+	qContactByEmail, qContactInsert, qTicketByID, qTicketInsert, qTicketCreated, qTicketMessage, qTicketFiles,
+	qTicketMessageFiles, qTicketSubtask, qTicketStage, qNoteOnTicket, qNoteOnContact, qNoteFoundOnTicket,
+	qNoteFoundOnContact, qSubtaskInsert, qSubtaskByRef, qSubtaskAppend, qSubtaskExists, qSubtaskMarkdown,
+	qSubtaskReplace, qNotesOfTicket, qNotesOfContact,
+}
+
 // Store is the embedded CRM and task tracker.
 type Store struct {
-	db  *sql.DB
-	cfg Config
-	now func() time.Time
+	db    *sql.DB
+	cfg   Config
+	now   func() time.Time
+	stmts map[string]*sql.Stmt
+
+	mu   sync.Mutex
+	open map[int]*sql.Stmt // qOpenTicket by number of stages, prepared on first use
 }
 
 var (
@@ -82,7 +179,8 @@ var (
 	_ chain.Tasks = (*Store)(nil)
 )
 
-// Open migrates the embedded tables in db.
+// Open migrates the embedded tables in db and prepares the store's statements; Close releases
+// them (the caller closes db).
 func Open(ctx context.Context, db *sql.DB, cfg Config) (*Store, error) {
 	if err := sqlite.Migrate(ctx, db, "local", migrations); err != nil {
 		return nil, err
@@ -102,39 +200,119 @@ func Open(ctx context.Context, db *sql.DB, cfg Config) (*Store, error) {
 	if cfg.TaskURLBase == "" {
 		cfg.TaskURLBase = "figsupport://subtasks/"
 	}
-	return &Store{db: db, cfg: cfg, now: time.Now}, nil
+	s := &Store{db: db, cfg: cfg, now: time.Now, stmts: make(map[string]*sql.Stmt, len(statements)), open: map[int]*sql.Stmt{}}
+	for _, q := range statements {
+		st, err := db.PrepareContext(ctx, q)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("local: prepare %q: %w", firstLine(q), err)
+		}
+		s.stmts[q] = st
+	}
+	return s, nil
+}
+
+// Close releases the prepared statements.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for _, st := range s.stmts {
+		errs = append(errs, st.Close())
+	}
+	for _, st := range s.open {
+		errs = append(errs, st.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Store) stmt(q string) *sql.Stmt { return s.stmts[q] }
+
+func (s *Store) openStmt(ctx context.Context, n int) (*sql.Stmt, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st, ok := s.open[n]; ok {
+		return st, nil
+	}
+	st, err := s.db.PrepareContext(ctx, qOpenTicket(n))
+	if err != nil {
+		return nil, err
+	}
+	s.open[n] = st
+	return st, nil
+}
+
+func firstLine(q string) string {
+	q, _, _ = strings.Cut(q, "\n")
+	return q
 }
 
 // SetClock replaces the store's clock (tests).
 func (s *Store) SetClock(now func() time.Time) { s.now = now }
 
-// FindOrCreateContact returns the contact with that e-mail, creating it if needed.
-func (s *Store) FindOrCreateContact(ctx context.Context, email, name string) (chain.Contact, error) {
-	email = strings.ToLower(strings.TrimSpace(email))
-	first, last := chain.SplitName(name)
-	res, err := s.db.ExecContext(ctx, `INSERT INTO contacts(email, firstname, lastname, created_at) VALUES(?, ?, ?, ?)
-		ON CONFLICT(email) DO NOTHING`, email, first, last, s.now().UnixMilli())
-	if err != nil {
-		return chain.Contact{}, fmt.Errorf("local: create contact: %w", err)
+// parseID reads an object id. Ids are the decimal form of the integer key; anything else, "007"
+// included, names no object.
+func parseID(kind, id string) (int64, error) {
+	n, err := strconv.ParseInt(id, 10, 64)
+	if err != nil || n <= 0 || strconv.FormatInt(n, 10) != id {
+		return 0, fmt.Errorf("local: %s %q: %w", kind, id, chain.ErrNotFound)
 	}
-	n, _ := res.RowsAffected()
-	var id int64
-	if err := s.db.QueryRowContext(ctx, `SELECT id FROM contacts WHERE email = ?`, email).Scan(&id); err != nil {
-		return chain.Contact{}, fmt.Errorf("local: find contact: %w", err)
-	}
-	return chain.Contact{ID: strconv.FormatInt(id, 10), Email: email, Created: n == 1}, nil
+	return n, nil
 }
 
-const selectTicket = `SELECT id, contact_id, subject, classification, stage, fichiers_urls, clickup_subtask_id, last_activity FROM tickets`
+func notFound(kind string, id int64) error {
+	return fmt.Errorf("local: %s %d: %w", kind, id, chain.ErrNotFound)
+}
+
+// FindOrCreateContact returns the contact with that e-mail, creating it if needed. A known
+// contact costs one read: no write, so no wait for the database's write lock.
+func (s *Store) FindOrCreateContact(ctx context.Context, email, name string) (chain.Contact, error) {
+	email = strings.ToLower(strings.TrimSpace(email))
+	if c, err := s.FindContact(ctx, email); err != nil || c != nil {
+		if c == nil {
+			return chain.Contact{}, err
+		}
+		return *c, nil
+	}
+	first, last := chain.SplitName(name)
+	var id int64
+	err := s.stmt(qContactInsert).QueryRowContext(ctx, email, first, last, s.now().UnixMilli()).Scan(&id)
+	switch {
+	case err == nil:
+		return chain.Contact{ID: strconv.FormatInt(id, 10), Email: email, Created: true}, nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return chain.Contact{}, fmt.Errorf("local: create contact: %w", err)
+	}
+	// Created meanwhile by another process.
+	c, err := s.FindContact(ctx, email)
+	if err == nil && c == nil {
+		err = fmt.Errorf("local: contact %s: %w", email, chain.ErrNotFound)
+	}
+	if err != nil {
+		return chain.Contact{}, err
+	}
+	return *c, nil
+}
+
+// FindContact returns the contact with that e-mail, or nil; it never creates one.
+func (s *Store) FindContact(ctx context.Context, email string) (*chain.Contact, error) {
+	email = strings.ToLower(strings.TrimSpace(email))
+	var id int64
+	err := s.stmt(qContactByEmail).QueryRowContext(ctx, email).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("local: find contact: %w", err)
+	}
+	return &chain.Contact{ID: strconv.FormatInt(id, 10), Email: email}, nil
+}
 
 func (s *Store) scanTicket(row interface{ Scan(...any) error }) (chain.Ticket, error) {
 	var t chain.Ticket
 	var id, contact, last int64
 	var files string
 	if err := row.Scan(&id, &contact, &t.Subject, &t.Classification, &t.Stage, &files, &t.SubtaskID, &last); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return t, chain.ErrNotFound
-		}
 		return t, err
 	}
 	t.ID = strconv.FormatInt(id, 10)
@@ -147,17 +325,21 @@ func (s *Store) scanTicket(row interface{ Scan(...any) error }) (chain.Ticket, e
 
 // FindOpenTicket returns the contact's most recently active ticket in stages active since since.
 func (s *Store) FindOpenTicket(ctx context.Context, contactID string, stages []string, since time.Time) (*chain.Ticket, error) {
-	if len(stages) == 0 {
-		return nil, nil
+	cid, err := parseID("contact", contactID)
+	if len(stages) == 0 || err != nil {
+		return nil, nil // no such contact: no ticket
 	}
-	args := []any{contactID, since.UnixMilli()}
-	for _, st := range stages {
-		args = append(args, st)
+	st, err := s.openStmt(ctx, len(stages))
+	if err != nil {
+		return nil, fmt.Errorf("local: find open ticket: %w", err)
 	}
-	row := s.db.QueryRowContext(ctx, selectTicket+` WHERE contact_id = ? AND last_activity >= ? AND stage IN (?`+
-		strings.Repeat(`, ?`, len(stages)-1)+`) ORDER BY last_activity DESC, id DESC LIMIT 1`, args...)
-	t, err := s.scanTicket(row)
-	if errors.Is(err, chain.ErrNotFound) {
+	args := make([]any, 0, 2+len(stages))
+	args = append(args, cid, since.UnixMilli())
+	for _, stage := range stages {
+		args = append(args, stage)
+	}
+	t, err := s.scanTicket(st.QueryRowContext(ctx, args...))
+	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
@@ -168,18 +350,26 @@ func (s *Store) FindOpenTicket(ctx context.Context, contactID string, stages []s
 
 // GetTicket reads a ticket by id.
 func (s *Store) GetTicket(ctx context.Context, id string) (chain.Ticket, error) {
-	t, err := s.scanTicket(s.db.QueryRowContext(ctx, selectTicket+` WHERE CAST(id AS TEXT) = ?`, id))
+	n, err := parseID("ticket", id)
 	if err != nil {
-		return t, fmt.Errorf("local: ticket %s: %w", id, err)
+		return chain.Ticket{}, err
+	}
+	t, err := s.scanTicket(s.stmt(qTicketByID).QueryRowContext(ctx, n))
+	if errors.Is(err, sql.ErrNoRows) {
+		return chain.Ticket{}, notFound("ticket", n)
+	}
+	if err != nil {
+		return chain.Ticket{}, fmt.Errorf("local: ticket %d: %w", n, err)
 	}
 	return t, nil
 }
 
 // CreateTicket creates a ticket in the new stage; its last activity is when the customer wrote.
+// For a resumed run (in.MayExistSince) the ticket an earlier attempt made is returned instead.
 func (s *Store) CreateTicket(ctx context.Context, in chain.TicketInput) (chain.Ticket, error) {
-	at := in.At
-	if at.IsZero() {
-		at = s.now()
+	cid, err := parseID("contact", in.ContactID)
+	if err != nil {
+		return chain.Ticket{}, err
 	}
 	if !in.MayExistSince.IsZero() {
 		if t, err := s.FindCreatedTicket(ctx, in); err != nil || t != nil {
@@ -189,63 +379,73 @@ func (s *Store) CreateTicket(ctx context.Context, in chain.TicketInput) (chain.T
 			return *t, nil
 		}
 	}
-	res, err := s.db.ExecContext(ctx, `INSERT INTO tickets(contact_id, subject, content, classification, pipeline, stage, fichiers_urls, created_at, last_activity)
-		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)`, in.ContactID, in.Subject, in.Content, in.Classification, s.cfg.Pipeline, s.cfg.StageNew,
-		joinURLs(in.FileURLs), s.now().UnixMilli(), at.UnixMilli())
+	at := in.At
+	if at.IsZero() {
+		at = s.now()
+	}
+	t, err := s.scanTicket(s.stmt(qTicketInsert).QueryRowContext(ctx, cid, in.Subject, in.Content, in.Classification,
+		s.cfg.Pipeline, s.cfg.StageNew, joinURLs(in.FileURLs), s.now().UnixMilli(), at.UnixMilli(), at.UnixMilli()))
 	if err != nil {
 		return chain.Ticket{}, fmt.Errorf("local: create ticket: %w", err)
 	}
-	id, _ := res.LastInsertId()
-	return s.GetTicket(ctx, strconv.FormatInt(id, 10))
+	return t, nil
 }
 
 // FindCreatedTicket looks for a ticket of the same contact, subject and content created since
-// in.MayExistSince: an earlier attempt's.
+// in.MayExistSince: an earlier attempt's. nil when there is none.
 func (s *Store) FindCreatedTicket(ctx context.Context, in chain.TicketInput) (*chain.Ticket, error) {
-	var id int64
-	err := s.db.QueryRowContext(ctx, `SELECT id FROM tickets WHERE contact_id = ? AND subject = ? AND content = ? AND created_at >= ?
-		ORDER BY id DESC LIMIT 1`, in.ContactID, in.Subject, in.Content, in.MayExistSince.UnixMilli()).Scan(&id)
+	cid, err := parseID("contact", in.ContactID)
+	if err != nil {
+		return nil, nil
+	}
+	t, err := s.scanTicket(s.stmt(qTicketCreated).QueryRowContext(ctx, cid, in.Subject, in.Content, in.MayExistSince.UnixMilli()))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("local: find ticket: %w", err)
 	}
-	t, err := s.GetTicket(ctx, strconv.FormatInt(id, 10))
-	if err != nil {
-		return nil, err
-	}
 	return &t, nil
 }
 
-// UpdateTicket records a follow-up: its file URLs appended. (The embedded CRM measures activity
-// from its notes' timestamps.)
+// UpdateTicket records a follow-up in one write: the time of the customer's message (never moved
+// backwards, so replaying an old request changes nothing) and its file URLs appended, earlier ones
+// kept and repeats dropped. A zero MessageAt leaves the times alone.
 func (s *Store) UpdateTicket(ctx context.Context, ticketID string, u chain.TicketUpdate) error {
-	if len(u.AddFileURLs) == 0 {
-		return nil
+	id, err := parseID("ticket", ticketID)
+	if err != nil {
+		return err
 	}
-	return s.AppendFileURLs(ctx, ticketID, u.AddFileURLs)
-}
-
-// AppendFileURLs adds urls to fichiers_urls, keeping earlier ones and dropping repeats.
-func (s *Store) AppendFileURLs(ctx context.Context, ticketID string, urls []string) error {
+	at := u.MessageAt.UnixMilli()
+	if u.MessageAt.IsZero() {
+		at = 0 // never later than a stored time
+	}
+	if len(u.AddFileURLs) == 0 {
+		res, err := s.stmt(qTicketMessage).ExecContext(ctx, at, at, at, at, id)
+		return s.updated("ticket", id, res, err)
+	}
+	// The URLs are merged in Go (order kept, repeats dropped): read and write in one transaction,
+	// which holds the write lock from its start.
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("local: append files: %w", err)
+		return fmt.Errorf("local: update ticket %d: %w", id, err)
 	}
 	defer tx.Rollback()
 	var cur string
-	if err := tx.QueryRowContext(ctx, `SELECT fichiers_urls FROM tickets WHERE CAST(id AS TEXT) = ?`, ticketID).Scan(&cur); err != nil {
+	if err := tx.StmtContext(ctx, s.stmt(qTicketFiles)).QueryRowContext(ctx, id).Scan(&cur); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("local: ticket %s: %w", ticketID, chain.ErrNotFound)
+			return notFound("ticket", id)
 		}
-		return fmt.Errorf("local: append files: %w", err)
+		return fmt.Errorf("local: update ticket %d: %w", id, err)
 	}
-	merged := MergeURLs(splitURLs(cur), urls)
-	if _, err := tx.ExecContext(ctx, `UPDATE tickets SET fichiers_urls = ? WHERE CAST(id AS TEXT) = ?`, joinURLs(merged), ticketID); err != nil {
-		return fmt.Errorf("local: append files: %w", err)
+	merged := joinURLs(MergeURLs(splitURLs(cur), u.AddFileURLs))
+	if _, err := tx.StmtContext(ctx, s.stmt(qTicketMessageFiles)).ExecContext(ctx, at, at, at, at, merged, id); err != nil {
+		return fmt.Errorf("local: update ticket %d: %w", id, err)
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("local: update ticket %d: %w", id, err)
+	}
+	return nil
 }
 
 // MergeURLs appends the new URLs not already present, keeping order.
@@ -259,62 +459,60 @@ func MergeURLs(cur, add []string) []string {
 	return out
 }
 
-// SetSubtaskID stores the subtask id on the ticket.
+// SetSubtaskID stores the subtask id on the ticket. figsupport's own bookkeeping: not activity.
 func (s *Store) SetSubtaskID(ctx context.Context, ticketID, subtaskID string) error {
-	return s.update(ctx, ticketID, `UPDATE tickets SET clickup_subtask_id = ? WHERE CAST(id AS TEXT) = ?`, subtaskID, ticketID)
-}
-
-// CloseTicket moves the ticket to the closed stage.
-func (s *Store) CloseTicket(ctx context.Context, ticketID string) error {
-	return s.update(ctx, ticketID, `UPDATE tickets SET stage = ? WHERE CAST(id AS TEXT) = ?`, s.cfg.StageClosed, ticketID)
-}
-
-func (s *Store) update(ctx context.Context, ticketID, q string, args ...any) error {
-	res, err := s.db.ExecContext(ctx, q, args...)
+	id, err := parseID("ticket", ticketID)
 	if err != nil {
-		return fmt.Errorf("local: update ticket %s: %w", ticketID, err)
+		return err
+	}
+	res, err := s.stmt(qTicketSubtask).ExecContext(ctx, subtaskID, id)
+	return s.updated("ticket", id, res, err)
+}
+
+// CloseTicket moves the ticket to the closed stage. A person's action, so it counts as the
+// ticket's activity (at the store's clock), as an agent's stage change does on HubSpot.
+func (s *Store) CloseTicket(ctx context.Context, ticketID string) error {
+	id, err := parseID("ticket", ticketID)
+	if err != nil {
+		return err
+	}
+	now := s.now().UnixMilli()
+	res, err := s.stmt(qTicketStage).ExecContext(ctx, s.cfg.StageClosed, now, now, now, now, id)
+	return s.updated("ticket", id, res, err)
+}
+
+func (s *Store) updated(kind string, id int64, res sql.Result, err error) error {
+	if err != nil {
+		return fmt.Errorf("local: update %s %d: %w", kind, id, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("local: ticket %s: %w", ticketID, chain.ErrNotFound)
+		return notFound(kind, id)
 	}
 	return nil
 }
 
-// AddNote adds a note to a ticket (which counts as activity on it) or to a contact.
+// AddNote adds a note to a ticket or, when TicketID is empty, to a contact: one statement that
+// also checks the ticket or contact exists. A note is not activity: UpdateTicket records the
+// customer's message.
 func (s *Store) AddNote(ctx context.Context, n chain.Note) (string, error) {
 	at := n.At
 	if at.IsZero() {
 		at = s.now()
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return "", fmt.Errorf("local: add note: %w", err)
+	kind, insert, found, owner := "ticket", qNoteOnTicket, qNoteFoundOnTicket, n.TicketID
+	if n.TicketID == "" {
+		kind, insert, found, owner = "contact", qNoteOnContact, qNoteFoundOnContact, n.ContactID
 	}
-	defer tx.Rollback()
-	var ticket, contact any
-	switch {
-	case n.TicketID != "":
-		ticket = n.TicketID
-		res, err := tx.ExecContext(ctx, `UPDATE tickets SET last_activity = MAX(last_activity, ?) WHERE CAST(id AS TEXT) = ?`, at.UnixMilli(), n.TicketID)
-		if err != nil {
-			return "", fmt.Errorf("local: add note: %w", err)
-		}
-		if k, _ := res.RowsAffected(); k == 0 {
-			return "", fmt.Errorf("local: ticket %s: %w", n.TicketID, chain.ErrNotFound)
-		}
-	case n.ContactID != "":
-		contact = n.ContactID
-		var one int
-		if err := tx.QueryRowContext(ctx, `SELECT 1 FROM contacts WHERE CAST(id AS TEXT) = ?`, n.ContactID).Scan(&one); err != nil {
-			return "", fmt.Errorf("local: contact %s: %w", n.ContactID, chain.ErrNotFound)
-		}
-	default:
+	if owner == "" {
 		return "", errors.New("local: a note needs a ticket or a contact")
 	}
+	oid, err := parseID(kind, owner)
+	if err != nil {
+		return "", err
+	}
+	var id int64
 	if !n.MayExistSince.IsZero() {
-		var id int64
-		err := tx.QueryRowContext(ctx, `SELECT id FROM notes WHERE (ticket_id IS ? AND contact_id IS ?) AND title = ? AND body = ? AND timestamp = ?
-			AND created_at >= ? ORDER BY id DESC LIMIT 1`, ticket, contact, n.Title, n.Body, at.UnixMilli(), n.MayExistSince.UnixMilli()).Scan(&id)
+		err := s.stmt(found).QueryRowContext(ctx, oid, n.Title, n.Body, at.UnixMilli(), n.MayExistSince.UnixMilli()).Scan(&id)
 		if err == nil {
 			return strconv.FormatInt(id, 10), nil
 		}
@@ -322,13 +520,14 @@ func (s *Store) AddNote(ctx context.Context, n chain.Note) (string, error) {
 			return "", fmt.Errorf("local: find note: %w", err)
 		}
 	}
-	res, err := tx.ExecContext(ctx, `INSERT INTO notes(ticket_id, contact_id, title, body, files, timestamp, created_at) VALUES(?, ?, ?, ?, ?, ?, ?)`,
-		ticket, contact, n.Title, n.Body, joinURLs(n.FileURLs), at.UnixMilli(), s.now().UnixMilli())
+	err = s.stmt(insert).QueryRowContext(ctx, oid, n.Title, n.Body, joinURLs(n.FileURLs), at.UnixMilli(), s.now().UnixMilli(), oid).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", notFound(kind, oid)
+	}
 	if err != nil {
 		return "", fmt.Errorf("local: add note: %w", err)
 	}
-	id, _ := res.LastInsertId()
-	return strconv.FormatInt(id, 10), tx.Commit()
+	return strconv.FormatInt(id, 10), nil
 }
 
 // TicketURL is where a person can see the ticket.
@@ -339,35 +538,78 @@ func (s *Store) TicketURL(ticketID string) string { return s.cfg.TicketURLBase +
 func (s *Store) CreateSubtask(ctx context.Context, in chain.SubtaskInput) (chain.Subtask, error) {
 	var id int64
 	if !in.MayExistSince.IsZero() && in.Ref != "" {
-		err := s.db.QueryRowContext(ctx, `SELECT id FROM subtasks WHERE ref = ? AND name = ? ORDER BY id DESC LIMIT 1`, in.Ref, in.Name).Scan(&id)
+		err := s.stmt(qSubtaskByRef).QueryRowContext(ctx, in.Ref, in.Name).Scan(&id)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return chain.Subtask{}, fmt.Errorf("local: find subtask: %w", err)
 		}
 	}
 	if id == 0 {
 		now := s.now().UnixMilli()
-		res, err := s.db.ExecContext(ctx, `INSERT INTO subtasks(ref, name, markdown, created_at, updated_at) VALUES(?, ?, ?, ?, ?)`,
-			in.Ref, in.Name, in.Markdown, now, now)
-		if err != nil {
+		if err := s.stmt(qSubtaskInsert).QueryRowContext(ctx, in.Ref, in.Name, in.Markdown, now, now).Scan(&id); err != nil {
 			return chain.Subtask{}, fmt.Errorf("local: create subtask: %w", err)
 		}
-		id, _ = res.LastInsertId()
 	}
-	sid := strconv.FormatInt(id, 10)
-	return chain.Subtask{ID: sid, URL: s.cfg.TaskURLBase + sid}, nil
+	return s.subtask(id), nil
 }
 
-// AppendSubtask appends markdown to the subtask's description.
+func (s *Store) subtask(id int64) chain.Subtask {
+	sid := strconv.FormatInt(id, 10)
+	return chain.Subtask{ID: sid, URL: s.cfg.TaskURLBase + sid}
+}
+
+// blockRefPrefix starts the line that marks an appended block with its request, as ClickUp's
+// subtasks are marked with the request that created them.
+const blockRefPrefix = "figsupport-ref: "
+
+// BlockMarker is the line that ends a block appended for the request ref: a digest of the ref,
+// so that any request key (free text) makes a marker with no Markdown or SQL wildcard in it.
+func BlockMarker(ref string) string {
+	sum := sha256.Sum256([]byte("figsupport-block\x00" + ref))
+	return "`" + blockRefPrefix + hex.EncodeToString(sum[:8]) + "`"
+}
+
+// AppendSubtask appends markdown to the subtask's description after a rule, marked with ref; a
+// block whose ref is already anywhere in the description is not appended again. One statement.
 func (s *Store) AppendSubtask(ctx context.Context, id, markdown, ref string) (chain.Subtask, error) {
-	res, err := s.db.ExecContext(ctx, `UPDATE subtasks SET markdown = markdown || ? || ?, updated_at = ? WHERE CAST(id AS TEXT) = ?`,
-		"\n\n---\n\n", markdown, s.now().UnixMilli(), id)
+	n, err := parseID("subtask", id)
 	if err != nil {
-		return chain.Subtask{}, fmt.Errorf("local: update subtask: %w", err)
+		return chain.Subtask{}, err
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return chain.Subtask{}, fmt.Errorf("local: subtask %s: %w", id, chain.ErrNotFound)
+	block := strings.TrimSpace(markdown)
+	if block == "" {
+		if err := s.subtaskExists(ctx, n); err != nil {
+			return chain.Subtask{}, err
+		}
+		return s.subtask(n), nil
 	}
-	return chain.Subtask{ID: id, URL: s.cfg.TaskURLBase + id}, nil
+	marker := ""
+	if ref != "" {
+		marker = BlockMarker(ref)
+		block += "\n\n" + marker
+	}
+	res, err := s.stmt(qSubtaskAppend).ExecContext(ctx, block, "\n\n---\n\n"+block, s.now().UnixMilli(), n, marker, "%"+marker+"%")
+	if err != nil {
+		return chain.Subtask{}, fmt.Errorf("local: update subtask %d: %w", n, err)
+	}
+	if k, _ := res.RowsAffected(); k == 0 {
+		// Either no such subtask, or the block is there already.
+		if err := s.subtaskExists(ctx, n); err != nil {
+			return chain.Subtask{}, err
+		}
+	}
+	return s.subtask(n), nil
+}
+
+func (s *Store) subtaskExists(ctx context.Context, id int64) error {
+	var one int
+	err := s.stmt(qSubtaskExists).QueryRowContext(ctx, id).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return notFound("subtask", id)
+	}
+	if err != nil {
+		return fmt.Errorf("local: subtask %d: %w", id, err)
+	}
+	return nil
 }
 
 // SubtaskURL is the subtask's figsupport:// link.
@@ -375,12 +617,32 @@ func (s *Store) SubtaskURL(id string) string { return s.cfg.TaskURLBase + id }
 
 // SubtaskMarkdown reads a subtask's description (tests and the CLI).
 func (s *Store) SubtaskMarkdown(ctx context.Context, id string) (string, error) {
-	var md string
-	err := s.db.QueryRowContext(ctx, `SELECT markdown FROM subtasks WHERE CAST(id AS TEXT) = ?`, id).Scan(&md)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", fmt.Errorf("local: subtask %s: %w", id, chain.ErrNotFound)
+	n, err := parseID("subtask", id)
+	if err != nil {
+		return "", err
 	}
-	return md, err
+	var md string
+	err = s.stmt(qSubtaskMarkdown).QueryRowContext(ctx, n).Scan(&md)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", notFound("subtask", n)
+	}
+	if err != nil {
+		return "", fmt.Errorf("local: subtask %d: %w", n, err)
+	}
+	return md, nil
+}
+
+// UpdateDescription replaces the subtask's description (`subtask update --replace`).
+func (s *Store) UpdateDescription(ctx context.Context, id, markdown string) (chain.Subtask, error) {
+	n, err := parseID("subtask", id)
+	if err != nil {
+		return chain.Subtask{}, err
+	}
+	res, err := s.stmt(qSubtaskReplace).ExecContext(ctx, markdown, s.now().UnixMilli(), n)
+	if err := s.updated("subtask", n, res, err); err != nil {
+		return chain.Subtask{}, err
+	}
+	return s.subtask(n), nil
 }
 
 // NoteRecord is a stored note (tests and the CLI).
@@ -392,12 +654,15 @@ type NoteRecord struct {
 
 // Notes lists the notes on a ticket or, when ticketID is empty, on a contact, oldest first.
 func (s *Store) Notes(ctx context.Context, ticketID, contactID string) ([]NoteRecord, error) {
-	col, id := "ticket_id", ticketID
+	kind, q, owner := "ticket", qNotesOfTicket, ticketID
 	if ticketID == "" {
-		col, id = "contact_id", contactID
+		kind, q, owner = "contact", qNotesOfContact, contactID
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT id, COALESCE(ticket_id, ''), COALESCE(contact_id, ''), title, body, files, timestamp FROM notes
-		WHERE CAST(`+col+` AS TEXT) = ? ORDER BY id`, id)
+	oid, err := parseID(kind, owner)
+	if err != nil {
+		return nil, nil // no such owner: no notes
+	}
+	rows, err := s.stmt(q).QueryContext(ctx, oid)
 	if err != nil {
 		return nil, fmt.Errorf("local: notes: %w", err)
 	}
@@ -405,21 +670,36 @@ func (s *Store) Notes(ctx context.Context, ticketID, contactID string) ([]NoteRe
 	var out []NoteRecord
 	for rows.Next() {
 		var n NoteRecord
+		var id, ts int64
+		var ticket, contact sql.NullInt64
 		var files string
-		var ts int64
-		if err := rows.Scan(&n.ID, &n.TicketID, &n.ContactID, &n.Title, &n.Body, &files, &ts); err != nil {
-			return nil, err
+		if err := rows.Scan(&id, &ticket, &contact, &n.Title, &n.Body, &files, &ts); err != nil {
+			return nil, fmt.Errorf("local: notes: %w", err)
 		}
+		n.ID, n.TicketID, n.ContactID = strconv.FormatInt(id, 10), nullID(ticket), nullID(contact)
 		n.Files, n.Timestamp = splitURLs(files), time.UnixMilli(ts).UTC()
 		out = append(out, n)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("local: notes: %w", err)
+	}
+	return out, nil
+}
+
+func nullID(v sql.NullInt64) string {
+	if !v.Valid {
+		return ""
+	}
+	return strconv.FormatInt(v.Int64, 10)
 }
 
 // Counts reports how many contacts, tickets, notes and subtasks exist (tests and doctor).
 func (s *Store) Counts(ctx context.Context) (contacts, tickets, notes, subtasks int, err error) {
 	err = s.db.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM contacts), (SELECT COUNT(*) FROM tickets),
 		(SELECT COUNT(*) FROM notes), (SELECT COUNT(*) FROM subtasks)`).Scan(&contacts, &tickets, &notes, &subtasks)
+	if err != nil {
+		err = fmt.Errorf("local: count: %w", err)
+	}
 	return
 }
 
@@ -444,30 +724,3 @@ func splitURLs(s string) []string {
 }
 
 func joinURLs(u []string) string { return strings.Join(u, "\n") }
-
-// FindContact returns the contact with that e-mail, or nil; it never creates one.
-func (s *Store) FindContact(ctx context.Context, email string) (*chain.Contact, error) {
-	email = strings.ToLower(strings.TrimSpace(email))
-	var id int64
-	err := s.db.QueryRowContext(ctx, `SELECT id FROM contacts WHERE email = ?`, email).Scan(&id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("local: find contact: %w", err)
-	}
-	return &chain.Contact{ID: strconv.FormatInt(id, 10), Email: email}, nil
-}
-
-// UpdateDescription replaces the subtask's description (`subtask update --replace`).
-func (s *Store) UpdateDescription(ctx context.Context, id, markdown string) (chain.Subtask, error) {
-	res, err := s.db.ExecContext(ctx, `UPDATE subtasks SET markdown = ?, updated_at = ? WHERE CAST(id AS TEXT) = ?`,
-		markdown, s.now().UnixMilli(), id)
-	if err != nil {
-		return chain.Subtask{}, fmt.Errorf("local: update subtask: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return chain.Subtask{}, fmt.Errorf("local: subtask %s: %w", id, chain.ErrNotFound)
-	}
-	return chain.Subtask{ID: id, URL: s.cfg.TaskURLBase + id}, nil
-}

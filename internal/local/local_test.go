@@ -2,8 +2,12 @@ package local
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,17 +17,27 @@ import (
 
 var t0 = time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
 
-func open(t *testing.T) *Store {
+func openDB(t *testing.T) *sql.DB {
 	t.Helper()
 	db, err := sqlite.Open(filepath.Join(t.TempDir(), "figsupport.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	s, err := Open(context.Background(), db, Config{})
+	return db
+}
+
+func open(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), openDB(t), Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Error(err)
+		}
+	})
 	s.SetClock(func() time.Time { return t0 })
 	return s
 }
@@ -45,27 +59,34 @@ func TestFindOpenTicket(t *testing.T) {
 	_, _ = s.CreateTicket(ctx, chain.TicketInput{ContactID: other.ID, Subject: "autre", At: t0})
 
 	tests := []struct {
-		name   string
-		stages []string
-		since  time.Time
-		want   string
+		name    string
+		contact string
+		stages  []string
+		since   time.Time
+		want    string
 	}{
-		{"most recent open ticket", []string{"1", "2"}, t0.Add(-14 * 24 * time.Hour), newer.ID},
-		{"since is inclusive", []string{"1"}, t0, newer.ID},
-		{"both in the window: the most recent", []string{"1"}, t0.Add(-49 * time.Hour), newer.ID},
-		{"nothing that recent", []string{"1"}, t0.Add(time.Second), ""},
-		{"stage not open", []string{"2"}, t0.Add(-14 * 24 * time.Hour), ""},
-		{"no stages", nil, t0.Add(-time.Hour), ""},
+		{"most recent open ticket", c.ID, []string{"1", "2"}, t0.Add(-14 * 24 * time.Hour), newer.ID},
+		{"since is inclusive", c.ID, []string{"1"}, t0, newer.ID},
+		{"both in the window: the most recent", c.ID, []string{"1"}, t0.Add(-49 * time.Hour), newer.ID},
+		{"nothing that recent", c.ID, []string{"1"}, t0.Add(time.Second), ""},
+		{"stage not open", c.ID, []string{"2"}, t0.Add(-14 * 24 * time.Hour), ""},
+		{"three stages", c.ID, []string{"3", "2", "1"}, t0.Add(-14 * 24 * time.Hour), newer.ID},
+		{"no stages", c.ID, nil, t0.Add(-time.Hour), ""},
+		{"unknown contact", "999", []string{"1"}, t0.Add(-time.Hour), ""},
+		{"contact id not a number", "abc", []string{"1"}, t0.Add(-time.Hour), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := s.FindOpenTicket(ctx, c.ID, tt.stages, tt.since)
+			got, err := s.FindOpenTicket(ctx, tt.contact, tt.stages, tt.since)
 			if err != nil {
 				t.Fatal(err)
 			}
 			id := ""
 			if got != nil {
 				id = got.ID
+				if got.ContactID != tt.contact {
+					t.Fatalf("ticket's contact = %q, want %q", got.ContactID, tt.contact)
+				}
 			}
 			if id != tt.want {
 				t.Fatalf("FindOpenTicket = %q, want %q", id, tt.want)
@@ -81,56 +102,420 @@ func TestFindOpenTicket(t *testing.T) {
 	if got == nil || got.ID != older.ID {
 		t.Fatalf("after close = %+v, want ticket %s", got, older.ID)
 	}
-	// A note moves the ticket's last activity to the note's time, never backwards.
-	if _, err := s.AddNote(ctx, chain.Note{TicketID: older.ID, Body: "x", At: t0.Add(time.Hour)}); err != nil {
+}
+
+// LastActivity is the later of the customer's last message and what people did to the ticket; a
+// note alone is not activity, and an older message (a replayed request) never moves it back.
+func TestLastActivity(t *testing.T) {
+	ctx := context.Background()
+	day := 24 * time.Hour
+	tests := []struct {
+		name string
+		do   func(s *Store, id string) error
+		want time.Time
+	}{
+		{"created: the customer's time", func(*Store, string) error { return nil }, t0.Add(-30 * day)},
+		{"a follow-up moves it", func(s *Store, id string) error {
+			return s.UpdateTicket(ctx, id, chain.TicketUpdate{MessageAt: t0.Add(-20 * day)})
+		}, t0.Add(-20 * day)},
+		{"follow-ups at +10 and +20 days", func(s *Store, id string) error {
+			if err := s.UpdateTicket(ctx, id, chain.TicketUpdate{MessageAt: t0.Add(-20 * day)}); err != nil {
+				return err
+			}
+			return s.UpdateTicket(ctx, id, chain.TicketUpdate{MessageAt: t0.Add(-10 * day)})
+		}, t0.Add(-10 * day)},
+		{"an older follow-up changes nothing", func(s *Store, id string) error {
+			if err := s.UpdateTicket(ctx, id, chain.TicketUpdate{MessageAt: t0.Add(-10 * day)}); err != nil {
+				return err
+			}
+			return s.UpdateTicket(ctx, id, chain.TicketUpdate{MessageAt: t0.Add(-25 * day), AddFileURLs: []string{"u"}})
+		}, t0.Add(-10 * day)},
+		{"a zero time changes nothing", func(s *Store, id string) error {
+			return s.UpdateTicket(ctx, id, chain.TicketUpdate{AddFileURLs: []string{"u"}})
+		}, t0.Add(-30 * day)},
+		{"a note is not activity", func(s *Store, id string) error {
+			_, err := s.AddNote(ctx, chain.Note{TicketID: id, Body: "x", At: t0.Add(-day)})
+			return err
+		}, t0.Add(-30 * day)},
+		{"figsupport linking the subtask is not activity", func(s *Store, id string) error {
+			return s.SetSubtaskID(ctx, id, "7")
+		}, t0.Add(-30 * day)},
+		{"a person's stage change is, at the clock's time", func(s *Store, id string) error {
+			return s.CloseTicket(ctx, id)
+		}, t0},
+		{"a message after the person's action", func(s *Store, id string) error {
+			if err := s.CloseTicket(ctx, id); err != nil {
+				return err
+			}
+			return s.UpdateTicket(ctx, id, chain.TicketUpdate{MessageAt: t0.Add(day)})
+		}, t0.Add(day)},
+		{"a message before the person's action", func(s *Store, id string) error {
+			if err := s.CloseTicket(ctx, id); err != nil {
+				return err
+			}
+			return s.UpdateTicket(ctx, id, chain.TicketUpdate{MessageAt: t0.Add(-day)})
+		}, t0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := open(t)
+			c, _ := s.FindOrCreateContact(ctx, "a@example.com", "")
+			tk, err := s.CreateTicket(ctx, chain.TicketInput{ContactID: c.ID, Subject: "s", At: t0.Add(-30 * day)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tt.do(s, tk.ID); err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.GetTicket(ctx, tk.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !got.LastActivity.Equal(tt.want) {
+				t.Fatalf("last activity = %v, want %v", got.LastActivity, tt.want)
+			}
+			// The threading query reads the same notion.
+			found, err := s.FindOpenTicket(ctx, c.ID, []string{got.Stage}, tt.want)
+			if err != nil || found == nil || !found.LastActivity.Equal(tt.want) {
+				t.Fatalf("FindOpenTicket since %v = %+v, %v", tt.want, found, err)
+			}
+			if found, _ := s.FindOpenTicket(ctx, c.ID, []string{got.Stage}, tt.want.Add(time.Millisecond)); found != nil {
+				t.Fatalf("FindOpenTicket after the last activity = %+v, want none", found)
+			}
+		})
+	}
+}
+
+func TestGetTicket(t *testing.T) {
+	ctx := context.Background()
+	s := open(t)
+	c, _ := s.FindOrCreateContact(ctx, "a@example.com", "")
+	created, err := s.CreateTicket(ctx, chain.TicketInput{ContactID: c.ID, Subject: "Chaise", Content: "Bonjour",
+		Classification: "MODELISATION", FileURLs: []string{"u1", "", "u2"}, At: t0})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.AddNote(ctx, chain.Note{TicketID: older.ID, Body: "y", At: t0.Add(-100 * time.Hour)}); err != nil {
+	if err := s.SetSubtaskID(ctx, created.ID, "86c1"); err != nil {
 		t.Fatal(err)
 	}
-	tk, _ := s.GetTicket(ctx, older.ID)
-	if !tk.LastActivity.Equal(t0.Add(time.Hour)) {
-		t.Fatalf("last activity = %v, want %v", tk.LastActivity, t0.Add(time.Hour))
+	got, err := s.GetTicket(ctx, created.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := chain.Ticket{ID: created.ID, Subject: "Chaise", Stage: "1", ContactID: c.ID, Classification: "MODELISATION",
+		FileURLs: []string{"u1", "u2"}, SubtaskID: "86c1", LastActivity: t0, URL: "figsupport://tickets/" + created.ID}
+	if !equalTicket(got, want) {
+		t.Fatalf("GetTicket = %+v, want %+v", got, want)
+	}
+	created.SubtaskID = "86c1"
+	if !equalTicket(created, want) {
+		t.Fatalf("CreateTicket = %+v, want what GetTicket reads %+v", created, want)
+	}
+}
+
+func equalTicket(a, b chain.Ticket) bool {
+	return a.ID == b.ID && a.Subject == b.Subject && a.Stage == b.Stage && a.ContactID == b.ContactID &&
+		a.Classification == b.Classification && slices.Equal(a.FileURLs, b.FileURLs) && a.SubtaskID == b.SubtaskID &&
+		a.LastActivity.Equal(b.LastActivity) && a.URL == b.URL
+}
+
+func TestCreateTicketResumed(t *testing.T) {
+	ctx := context.Background()
+	s := open(t)
+	c, _ := s.FindOrCreateContact(ctx, "a@example.com", "")
+	in := chain.TicketInput{ContactID: c.ID, Subject: "s", Content: "c", At: t0}
+	first, err := s.CreateTicket(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.MayExistSince = t0.Add(-time.Minute)
+	again, err := s.CreateTicket(ctx, in)
+	if err != nil || again.ID != first.ID {
+		t.Fatalf("resumed create = %+v, %v; want ticket %s again", again, err, first.ID)
+	}
+	in.Content = "autre"
+	other, err := s.CreateTicket(ctx, in)
+	if err != nil || other.ID == first.ID {
+		t.Fatalf("different content = %+v, %v; want a new ticket", other, err)
 	}
 }
 
 func TestNotFound(t *testing.T) {
 	ctx := context.Background()
 	s := open(t)
-	for name, err := range map[string]error{
-		"get":            func() error { _, err := s.GetTicket(ctx, "42"); return err }(),
-		"close":          s.CloseTicket(ctx, "42"),
-		"append":         s.AppendFileURLs(ctx, "42", []string{"u"}),
-		"subtask id":     s.SetSubtaskID(ctx, "42", "s"),
-		"note":           func() error { _, err := s.AddNote(ctx, chain.Note{TicketID: "42", Body: "x"}); return err }(),
-		"contact note":   func() error { _, err := s.AddNote(ctx, chain.Note{ContactID: "42", Body: "x"}); return err }(),
-		"append subtask": func() error { _, err := s.AppendSubtask(ctx, "42", "x", ""); return err }(),
-	} {
-		if !errors.Is(err, chain.ErrNotFound) {
-			t.Errorf("%s: err = %v, want ErrNotFound", name, err)
+	c, _ := s.FindOrCreateContact(ctx, "a@example.com", "")
+	tk, _ := s.CreateTicket(ctx, chain.TicketInput{ContactID: c.ID, Subject: "s", At: t0})
+	st, _ := s.CreateSubtask(ctx, chain.SubtaskInput{Name: "n", Markdown: "m"})
+	// An id that is not the decimal form of a key names nothing: "007" is not ticket 7.
+	for _, id := range []string{"42", "abc", "", "0", "-1", "0" + tk.ID, "+" + tk.ID, tk.ID + " ", "99999999999999999999"} {
+		for name, err := range map[string]error{
+			"get":          func() error { _, err := s.GetTicket(ctx, id); return err }(),
+			"close":        s.CloseTicket(ctx, id),
+			"update":       s.UpdateTicket(ctx, id, chain.TicketUpdate{MessageAt: t0}),
+			"update files": s.UpdateTicket(ctx, id, chain.TicketUpdate{MessageAt: t0, AddFileURLs: []string{"u"}}),
+			"subtask id":   s.SetSubtaskID(ctx, id, "s"),
+			"note":         func() error { _, err := s.AddNote(ctx, chain.Note{TicketID: id + "x", Body: "x"}); return err }(),
+			"ticket note": func() error {
+				if id == "" {
+					return chain.ErrNotFound // an empty ticket id means a contact note
+				}
+				_, err := s.AddNote(ctx, chain.Note{TicketID: id, Body: "x"})
+				return err
+			}(),
+			"contact note":     func() error { _, err := s.AddNote(ctx, chain.Note{ContactID: id + "x", Body: "x"}); return err }(),
+			"append subtask":   func() error { _, err := s.AppendSubtask(ctx, id, "x", "r"); return err }(),
+			"append nothing":   func() error { _, err := s.AppendSubtask(ctx, id, " ", ""); return err }(),
+			"subtask markdown": func() error { _, err := s.SubtaskMarkdown(ctx, id); return err }(),
+			"replace subtask":  func() error { _, err := s.UpdateDescription(ctx, id, "x"); return err }(),
+			"ticket for contact": func() error {
+				_, err := s.CreateTicket(ctx, chain.TicketInput{ContactID: id + "x", Subject: "s"})
+				return err
+			}(),
+		} {
+			if !errors.Is(err, chain.ErrNotFound) {
+				t.Errorf("%s(%q): err = %v, want ErrNotFound", name, id, err)
+			}
 		}
+	}
+	if _, err := s.AddNote(ctx, chain.Note{Body: "x"}); err == nil {
+		t.Error("a note with neither ticket nor contact was accepted")
 	}
 	if c, err := s.FindContact(ctx, "nobody@example.com"); c != nil || err != nil {
 		t.Errorf("FindContact = %+v, %v; want nil, nil", c, err)
 	}
+	if _, err := s.AppendSubtask(ctx, st.ID, "ok", "r"); err != nil {
+		t.Errorf("AppendSubtask on an existing subtask: %v", err)
+	}
 }
 
-func TestAppendFileURLsKeepsOrderAndDropsRepeats(t *testing.T) {
+func TestUpdateTicketFilesKeepOrderAndDropRepeats(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name    string
+		initial []string
+		add     [][]string
+		want    []string
+	}{
+		{"appended after the ticket's", []string{"u1", "u2"}, [][]string{{"u2", "u3", "", "u1", "u4"}}, []string{"u1", "u2", "u3", "u4"}},
+		{"to a ticket with none", nil, [][]string{{"u1"}, {"u2", "u1"}}, []string{"u1", "u2"}},
+		{"no files: the list unchanged", []string{"u1"}, [][]string{nil}, []string{"u1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := open(t)
+			c, _ := s.FindOrCreateContact(ctx, "a@example.com", "")
+			tk, _ := s.CreateTicket(ctx, chain.TicketInput{ContactID: c.ID, Subject: "s", FileURLs: tt.initial, At: t0})
+			for i, urls := range tt.add {
+				if err := s.UpdateTicket(ctx, tk.ID, chain.TicketUpdate{MessageAt: t0.Add(time.Duration(i+1) * time.Hour), AddFileURLs: urls}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, _ := s.GetTicket(ctx, tk.ID)
+			if !slices.Equal(got.FileURLs, tt.want) {
+				t.Fatalf("fichiers_urls = %q, want %q", got.FileURLs, tt.want)
+			}
+			if want := t0.Add(time.Duration(len(tt.add)) * time.Hour); !got.LastActivity.Equal(want) {
+				t.Fatalf("last activity = %v, want %v (written with the files)", got.LastActivity, want)
+			}
+		})
+	}
+}
+
+func TestAddNote(t *testing.T) {
 	ctx := context.Background()
 	s := open(t)
 	c, _ := s.FindOrCreateContact(ctx, "a@example.com", "")
-	tk, _ := s.CreateTicket(ctx, chain.TicketInput{ContactID: c.ID, Subject: "s", FileURLs: []string{"u1", "u2"}, At: t0})
-	if err := s.AppendFileURLs(ctx, tk.ID, []string{"u2", "u3", "", "u1", "u4"}); err != nil {
+	tk, _ := s.CreateTicket(ctx, chain.TicketInput{ContactID: c.ID, Subject: "s", At: t0})
+	first, err := s.AddNote(ctx, chain.Note{TicketID: tk.ID, Title: "Nouveau message", Body: "b", FileURLs: []string{"u"}, At: t0})
+	if err != nil {
 		t.Fatal(err)
 	}
-	got, _ := s.GetTicket(ctx, tk.ID)
-	want := []string{"u1", "u2", "u3", "u4"}
-	if len(got.FileURLs) != len(want) {
-		t.Fatalf("fichiers_urls = %q, want %q", got.FileURLs, want)
+	tests := []struct {
+		name    string
+		note    chain.Note
+		wantOld bool
+	}{
+		{"resumed: the earlier attempt's note", chain.Note{TicketID: tk.ID, Title: "Nouveau message", Body: "b", At: t0, MayExistSince: t0}, true},
+		{"resumed, different body: a new note", chain.Note{TicketID: tk.ID, Title: "Nouveau message", Body: "c", At: t0, MayExistSince: t0}, false},
+		{"resumed, made before the run: a new note", chain.Note{TicketID: tk.ID, Title: "Nouveau message", Body: "b", At: t0, MayExistSince: t0.Add(time.Second)}, false},
+		{"not resumed: always a new note", chain.Note{TicketID: tk.ID, Title: "Nouveau message", Body: "b", At: t0}, false},
+		{"on the contact: not the ticket's note", chain.Note{ContactID: c.ID, Title: "Nouveau message", Body: "b", At: t0, MayExistSince: t0}, false},
 	}
-	for i := range want {
-		if got.FileURLs[i] != want[i] {
-			t.Fatalf("fichiers_urls = %q, want %q", got.FileURLs, want)
-		}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id, err := s.AddNote(ctx, tt.note)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (id == first) != tt.wantOld {
+				t.Fatalf("note id %s, first note %s: want the earlier one %v", id, first, tt.wantOld)
+			}
+		})
+	}
+	notes, err := s.Notes(ctx, tk.ID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(notes) != 4 || notes[0].ID != first || notes[0].TicketID != tk.ID || notes[0].ContactID != "" ||
+		!slices.Equal(notes[0].Files, []string{"u"}) || !notes[0].Timestamp.Equal(t0) {
+		t.Fatalf("ticket notes = %+v", notes)
+	}
+	onContact, err := s.Notes(ctx, "", c.ID)
+	if err != nil || len(onContact) != 1 || onContact[0].ContactID != c.ID || onContact[0].TicketID != "" {
+		t.Fatalf("contact notes = %+v, %v", onContact, err)
+	}
+}
+
+func TestAppendSubtask(t *testing.T) {
+	ctx := context.Background()
+	type call struct{ markdown, ref string }
+	tests := []struct {
+		name   string
+		create string
+		calls  []call
+		want   string
+	}{
+		{"one block, marked", "Demande", []call{{"Suite 1", "k1"}},
+			"Demande\n\n---\n\nSuite 1\n\n" + BlockMarker("k1")},
+		{"repeat of the last block", "Demande", []call{{"Suite 1", "k1"}, {"Suite 1", "k1"}},
+			"Demande\n\n---\n\nSuite 1\n\n" + BlockMarker("k1")},
+		{"repeat after another block was appended", "Demande", []call{{"Suite 1", "k1"}, {"Suite 2", "k2"}, {"Suite 1", "k1"}},
+			"Demande\n\n---\n\nSuite 1\n\n" + BlockMarker("k1") + "\n\n---\n\nSuite 2\n\n" + BlockMarker("k2")},
+		{"same text, other request: both", "Demande", []call{{"Merci", "k1"}, {"Merci", "k2"}},
+			"Demande\n\n---\n\nMerci\n\n" + BlockMarker("k1") + "\n\n---\n\nMerci\n\n" + BlockMarker("k2")},
+		{"no ref: unmarked, one-off", "Demande", []call{{"Note", ""}, {"Note", ""}},
+			"Demande\n\n---\n\nNote\n\n---\n\nNote"},
+		{"empty description: no leading rule", "", []call{{"Suite 1", "k1"}},
+			"Suite 1\n\n" + BlockMarker("k1")},
+		{"nothing to add", "Demande", []call{{"  \n", "k1"}}, "Demande"},
+		{"a ref with wildcards and quotes", "Demande", []call{{"Suite", "a%_'`\n"}, {"Suite", "a%_'`\n"}},
+			"Demande\n\n---\n\nSuite\n\n" + BlockMarker("a%_'`\n")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := open(t)
+			st, err := s.CreateSubtask(ctx, chain.SubtaskInput{Name: "n", Markdown: tt.create, Ref: "req"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range tt.calls {
+				got, err := s.AppendSubtask(ctx, st.ID, c.markdown, c.ref)
+				if err != nil || got != st {
+					t.Fatalf("AppendSubtask = %+v, %v; want %+v", got, err, st)
+				}
+			}
+			md, err := s.SubtaskMarkdown(ctx, st.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if md != tt.want {
+				t.Fatalf("markdown =\n%q\nwant\n%q", md, tt.want)
+			}
+		})
+	}
+	if m := BlockMarker("k1"); !regexp.MustCompile("^`figsupport-ref: [0-9a-f]{16}`$").MatchString(m) || m == BlockMarker("k2") {
+		t.Fatalf("BlockMarker = %q", m)
+	}
+}
+
+func TestCreateSubtaskResumed(t *testing.T) {
+	ctx := context.Background()
+	s := open(t)
+	first, _ := s.CreateSubtask(ctx, chain.SubtaskInput{Name: "n", Markdown: "m", Ref: "req"})
+	tests := []struct {
+		name string
+		in   chain.SubtaskInput
+		same bool
+	}{
+		{"resumed, same request", chain.SubtaskInput{Name: "n", Markdown: "m", Ref: "req", MayExistSince: t0}, true},
+		{"resumed, other request", chain.SubtaskInput{Name: "n", Markdown: "m", Ref: "other", MayExistSince: t0}, false},
+		{"not resumed", chain.SubtaskInput{Name: "n", Markdown: "m", Ref: "req"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := s.CreateSubtask(ctx, tt.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (got.ID == first.ID) != tt.same {
+				t.Fatalf("subtask %s, first %s: want the same %v", got.ID, first.ID, tt.same)
+			}
+		})
+	}
+}
+
+// A database made before last_message_at keeps threading as it did: its tickets' last message
+// is their last activity so far.
+func TestMigrationFromFirstSchema(t *testing.T) {
+	ctx := context.Background()
+	db := openDB(t)
+	if err := sqlite.Migrate(ctx, db, "local", migrations[:1]); err != nil {
+		t.Fatal(err)
+	}
+	last := t0.Add(-3 * 24 * time.Hour)
+	if _, err := db.Exec(`INSERT INTO contacts(id, email, created_at) VALUES(1, 'a@example.com', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO tickets(id, contact_id, subject, content, pipeline, stage, created_at, last_activity)
+		VALUES(5, 1, 's', 'c', '0', '1', 0, ?)`, last.UnixMilli()); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(ctx, db, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var msg int64
+	if err := db.QueryRow(`SELECT last_message_at FROM tickets WHERE id = 5`).Scan(&msg); err != nil || msg != last.UnixMilli() {
+		t.Fatalf("last_message_at = %d, %v; want %d", msg, err, last.UnixMilli())
+	}
+	if err := s.UpdateTicket(ctx, "5", chain.TicketUpdate{MessageAt: last.Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	tk, err := s.GetTicket(ctx, "5")
+	if err != nil || !tk.LastActivity.Equal(last) {
+		t.Fatalf("ticket = %+v, %v; want last activity %v", tk, err, last)
+	}
+}
+
+var tableScan = regexp.MustCompile(`^SCAN (contacts|tickets|notes|subtasks)\b`)
+
+// Every statement of the request path reaches its rows by the primary key or an index: a full
+// scan would make each request slower as the tables grow (issue 9).
+func TestQueryPlans(t *testing.T) {
+	s := open(t)
+	queries := slices.Clone(statements)
+	for n := 1; n <= 3; n++ {
+		queries = append(queries, qOpenTicket(n))
+	}
+	for _, q := range queries {
+		t.Run(firstLine(q), func(t *testing.T) {
+			args := make([]any, strings.Count(q, "?"))
+			rows, err := s.db.Query("EXPLAIN QUERY PLAN "+q, args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			var plan []string
+			for rows.Next() {
+				var id, parent, unused int
+				var detail string
+				if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+					t.Fatal(err)
+				}
+				plan = append(plan, detail)
+			}
+			if err := rows.Err(); err != nil {
+				t.Fatal(err)
+			}
+			// A sort is allowed where the rows sorted are one contact's or one ticket's, off the
+			// request's usual path (a resumed create, the CLI's listing).
+			sortOK := q == qTicketCreated || q == qNotesOfTicket || q == qNotesOfContact
+			for _, step := range plan {
+				if tableScan.MatchString(step) || (strings.Contains(step, "TEMP B-TREE") && !sortOK) {
+					t.Fatalf("plan of %s:\n  %s", q, strings.Join(plan, "\n  "))
+				}
+			}
+		})
 	}
 }

@@ -9,7 +9,9 @@ import (
 	"net/mail"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,6 +39,7 @@ var sample = chain.Notification{
 	},
 	ReceivedAt: time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC),
 	RequestKey: "req-42",
+	MessageID:  "figsupport.notify.0123456789abcdef01234567@figsupport.invalid",
 }
 
 // parts splits a composed message into its headers and its decoded text and HTML parts.
@@ -90,6 +93,19 @@ func TestCompose(t *testing.T) {
 	}
 	if h.Get("X-Figsupport-Request") != "req-42" || m.From != "bot@figurative.fr" || m.To[0] != "admin@figurative.fr" {
 		t.Fatalf("headers/envelope: %v %s %v", h, m.From, m.To)
+	}
+	for k, want := range map[string]string{
+		"Message-Id":               "<" + sample.MessageID + ">",
+		"Auto-Submitted":           "auto-generated",
+		"X-Auto-Response-Suppress": "All",
+		"In-Reply-To":              "",
+	} {
+		if got := h.Get(k); got != want {
+			t.Errorf("%s: %q, want %q", k, got, want)
+		}
+	}
+	if m.MessageID != sample.MessageID || m.Headers["Auto-Submitted"] != "auto-generated" {
+		t.Errorf("message = %q %v", m.MessageID, m.Headers)
 	}
 	for _, bad := range []string{"<script>", "<b>Dupont", `href="javascript`, `href="#`} {
 		if strings.Contains(html, bad) {
@@ -150,6 +166,71 @@ func TestParseAddresses(t *testing.T) {
 	}
 }
 
+// Every message carries a Message-ID: the chain's, else a new one at the sender's domain.
+func TestMessageID(t *testing.T) {
+	from, to := "Figurative <bot@figurative.fr>", []string{"admin@figurative.fr"}
+	tests := []struct {
+		name    string
+		id      string
+		want    *regexp.Regexp
+		wantErr bool
+	}{
+		{"the chain's", "figsupport.notify.abc@figsupport.invalid", regexp.MustCompile(`^figsupport\.notify\.abc@figsupport\.invalid$`), false},
+		{"none given: a new one", "", regexp.MustCompile(`^figsupport\.[0-9a-f]{24}@figurative\.fr$`), false},
+		{"with a space", "a b@c", nil, true},
+		{"with brackets", "<a@b>", nil, true},
+		{"a header in it", "a@b\r\nBcc: x@y", nil, true},
+		{"no @", "abc", nil, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := sample
+			n.MessageID = tt.id
+			m, err := Compose(n, from, to)
+			if tt.wantErr {
+				if err == nil {
+					t.Fatalf("Message-ID %q accepted", tt.id)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, _, _ := parts(t, m.Raw)
+			if !tt.want.MatchString(m.MessageID) || h.Get("Message-Id") != "<"+m.MessageID+">" {
+				t.Fatalf("Message-ID %q, header %q", m.MessageID, h.Get("Message-Id"))
+			}
+		})
+	}
+	a, _ := ComposeManual("s", "b", from, to)
+	b, _ := ComposeManual("s", "b", from, to)
+	if a.MessageID == b.MessageID || !ValidMessageID(a.MessageID) {
+		t.Fatalf("manual messages: %q and %q", a.MessageID, b.MessageID)
+	}
+}
+
+func TestValidMessageID(t *testing.T) {
+	for id, want := range map[string]bool{
+		"figsupport.notify.0a1b@figsupport.invalid": true,
+		"CAF=x+y_z-1@mail.gmail.com":                true,
+		"":                                          false,
+		"@x":                                        false,
+		"x@":                                        false,
+		"a@b@c":                                     false,
+		"a b@c":                                     false,
+		"a@b\n":                                     false,
+		"<a@b>":                                     false,
+		`"a"@b`:                                     false,
+		"a@[1.2.3.4]":                               false,
+		"é@b":                                       false,
+		strings.Repeat("a", 250) + "@b":             false,
+	} {
+		if got := ValidMessageID(id); got != want {
+			t.Errorf("ValidMessageID(%q) = %v, want %v", id, got, want)
+		}
+	}
+}
+
 func TestOutbox(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "outbox")
 	n, err := New(Config{To: []string{"admin@figurative.fr"}, OutboxDir: dir})
@@ -159,33 +240,90 @@ func TestOutbox(t *testing.T) {
 	if n.Kind() != KindOutbox {
 		t.Fatalf("kind = %s", n.Kind())
 	}
-	if err := n.Notify(context.Background(), sample); err != nil {
-		t.Fatal(err)
+	// The same notification twice (a retry after a lost answer): one file.
+	for range 2 {
+		if err := n.Notify(context.Background(), sample); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := n.Send(context.Background(), "Test manuel", "Bonjour <admin>"); err != nil {
 		t.Fatal(err)
 	}
 	files, _ := filepath.Glob(filepath.Join(dir, "*"))
 	if len(files) != 2 {
-		t.Fatalf("outbox = %v", files)
+		t.Fatalf("outbox = %v, want the notification once and the manual message", files)
 	}
-	var sawKey bool
+	var sawID bool
 	for _, f := range files {
 		if !strings.HasSuffix(f, ".eml") || strings.HasPrefix(filepath.Base(f), ".tmp") {
 			t.Fatalf("unexpected file %s", f)
 		}
-		sawKey = sawKey || strings.HasSuffix(f, "-req-42.eml")
+		sawID = sawID || filepath.Base(f) == sample.MessageID+".eml"
 		b, _ := os.ReadFile(f)
 		if _, _, html := parts(t, b); strings.Contains(html, "<admin>") {
 			t.Fatal("manual body not escaped in HTML")
 		}
 	}
-	if !sawKey {
-		t.Fatalf("no file named after the request key: %v", files)
+	if !sawID {
+		t.Fatalf("no file named after the Message-ID: %v", files)
 	}
 	checks := n.Check(context.Background())
 	if len(checks) != 2 || checks[1].Status != health.OK {
 		t.Fatalf("checks = %+v", checks)
+	}
+}
+
+// Sends of one Message-ID racing each other write one file, whole.
+func TestOutboxConcurrentRepeats(t *testing.T) {
+	o, err := NewOutbox(filepath.Join(t.TempDir(), "outbox"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := testMessage(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Go(func() { errs <- o.Send(context.Background(), m) })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	files, _ := os.ReadDir(o.Dir)
+	if len(files) != 1 {
+		t.Fatalf("outbox = %v, want one file", files)
+	}
+	b, _ := os.ReadFile(filepath.Join(o.Dir, files[0].Name()))
+	if !bytes.Equal(b, m.Raw) {
+		t.Fatal("the file is not the message")
+	}
+	if err := o.Send(context.Background(), &Message{Raw: []byte("x")}); err == nil {
+		t.Fatal("a message without Message-ID was written")
+	}
+}
+
+func TestFileName(t *testing.T) {
+	long := strings.Repeat("a", 130) + "@x"
+	tests := []struct{ id, want string }{
+		{"figsupport.notify.0a1b@figsupport.invalid", "figsupport.notify.0a1b@figsupport.invalid.eml"},
+		{"a/b@c", "a_b@c-"},
+		{"../x@y", "_x@y-"},
+		{"a_b@c", "a_b@c.eml"},
+		{long, strings.Repeat("a", 80) + "-"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id, func(t *testing.T) {
+			got := FileName(tt.id)
+			if !strings.HasPrefix(got, tt.want) || !strings.HasSuffix(got, ".eml") || strings.ContainsAny(got, "/\\") {
+				t.Fatalf("FileName(%q) = %q, want %q…", tt.id, got, tt.want)
+			}
+		})
+	}
+	if FileName("a/b@c") == FileName("a_b@c") || FileName("a/b@c") == FileName("a:b@c") {
+		t.Fatal("two Message-IDs share a file")
 	}
 }
 

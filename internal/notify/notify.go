@@ -33,6 +33,15 @@ type Config struct {
 	OAuth     OAuthConfig
 	Graph     GraphConfig
 	Retry     *backoff.Policy // default backoff.Default
+	Ack       AckConfig
+}
+
+// AckConfig is the customer acknowledgement's set-up: off unless Enabled.
+type AckConfig struct {
+	Enabled bool // FIGSUPPORT_ACK
+	// Template is FIGSUPPORT_ACK_TEMPLATE: a Go text/template file; empty, the embedded French one.
+	Template string
+	From     string // FIGSUPPORT_ACK_FROM; default the notifier's sender
 }
 
 // Message is one composed e-mail: what the transports need, in the form each needs.
@@ -42,8 +51,15 @@ type Message struct {
 	Subject string
 	Text    string
 	HTML    string
-	Raw     []byte // the RFC 5322 message (SMTP, outbox)
-	ID      string // a short name for logs and the outbox file
+	Raw     []byte // the RFC 5322 message (SMTP, outbox, Graph's MIME form)
+	ID      string // a short name for logs: the request's key when there is one
+	// MessageID is the message's Message-ID without angle brackets: a repeat of the same
+	// notification carries the same one, which the outbox and mail clients recognise.
+	MessageID string
+	// Headers are the fields Raw carries beyond From, To, Subject, Date and Message-ID
+	// (Auto-Submitted, X-Auto-Response-Suppress, In-Reply-To, References, X-Figsupport-Request),
+	// for a transport that does not send Raw as is.
+	Headers map[string]string
 }
 
 // Transport delivers a composed message.
@@ -54,14 +70,18 @@ type Transport interface {
 	Kind() string
 }
 
-// Notifier implements chain.Notifier over a Transport.
+// Notifier implements chain.Notifier, and chain.Acknowledger when Ack is set, over a Transport.
 type Notifier struct {
 	Transport Transport
 	From      string
 	To        []string
+	Ack       *Acknowledgements // nil: no acknowledgements
 }
 
-var _ chain.Notifier = (*Notifier)(nil)
+var (
+	_ chain.Notifier     = (*Notifier)(nil)
+	_ chain.Acknowledger = (*Notifier)(nil)
+)
 
 // Kind is the transport cfg selects: the explicit NOTIFY_TRANSPORT, else smtp when SMTP_HOST is
 // set, else graph when a Graph sender and an OAuth client are, else the outbox.
@@ -120,7 +140,27 @@ func New(cfg Config) (*Notifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Notifier{Transport: t, From: from, To: to}, nil
+	n := &Notifier{Transport: t, From: from, To: to}
+	if cfg.Ack.Enabled {
+		if n.Ack, err = newAcknowledgements(cfg.Ack, from); err != nil {
+			return nil, err
+		}
+	}
+	return n, nil
+}
+
+func newAcknowledgements(cfg AckConfig, from string) (*Acknowledgements, error) {
+	tmpl, err := LoadAckTemplate(strings.TrimSpace(cfg.Template))
+	if err != nil {
+		return nil, err
+	}
+	if f := strings.TrimSpace(cfg.From); f != "" {
+		if a, err := mail.ParseAddress(f); err != nil || !strings.Contains(a.Address, "@") {
+			return nil, &ConfigError{Key: KeyAckFrom, Err: fmt.Errorf("%q is not an e-mail address", f)}
+		}
+		from = f
+	}
+	return &Acknowledgements{From: from, Template: tmpl}, nil
 }
 
 // Notify composes and sends the admin e-mail about one processed request.
@@ -131,6 +171,26 @@ func (n *Notifier) Notify(ctx context.Context, note chain.Notification) error {
 	}
 	if err := n.Transport.Send(ctx, m); err != nil {
 		return fmt.Errorf("notify: %w", err)
+	}
+	return nil
+}
+
+// AckEnabled reports whether Acknowledge sends anything: the chain is given the notifier as
+// its Acknowledger only then.
+func (n *Notifier) AckEnabled() bool { return n.Ack != nil }
+
+// Acknowledge tells the customer their message opened a ticket (chain.Acknowledger): composed
+// from the template, sent through the notifier's transport. ErrAckOff when not configured.
+func (n *Notifier) Acknowledge(ctx context.Context, a chain.Ack) error {
+	if n.Ack == nil {
+		return ErrAckOff
+	}
+	m, err := ComposeAck(a, n.Ack.Template, n.Ack.From)
+	if err != nil {
+		return err
+	}
+	if err := n.Transport.Send(ctx, m); err != nil {
+		return fmt.Errorf("notify: acknowledgement to %s: %w", m.To[0], err)
 	}
 	return nil
 }
@@ -154,6 +214,10 @@ func (n *Notifier) Kind() string { return n.Transport.Kind() }
 func (n *Notifier) Check(ctx context.Context) []health.Check {
 	out := []health.Check{{Service: n.Kind(), Name: "recipients", Status: health.OK,
 		Detail: fmt.Sprintf("from %s to %s", n.From, strings.Join(n.To, ", "))}}
+	if n.Ack != nil {
+		out = append(out, health.Check{Service: n.Kind(), Name: "acknowledgements", Status: health.OK,
+			Detail: fmt.Sprintf("on: new tickets acknowledged from %s with %s", n.Ack.From, n.Ack.Template.source)})
+	}
 	return append(out, n.Transport.Check(ctx)...)
 }
 

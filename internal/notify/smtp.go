@@ -123,7 +123,7 @@ type SMTPError struct {
 	Code  int    // the server's reply code; 0 when the failure was not a reply
 	Msg   string
 	Err   error
-	// sent is true once the message body went out: a failure then may still have been delivered.
+	// sent is true once the whole message went out with no answer: it may have been delivered.
 	sent bool
 	// permanent marks failures that no retry fixes (configuration, token, certificate).
 	permanent bool
@@ -142,8 +142,9 @@ func (e *SMTPError) Error() string {
 
 func (e *SMTPError) Unwrap() error { return e.Err }
 
-// Temporary reports whether trying again may succeed without delivering twice: 4xx replies, and
-// connection failures before the message body was sent.
+// Temporary reports whether trying again may succeed: 4xx replies and connection failures. After
+// a lost answer (MaybeDelivered) that may deliver the message twice: SMTP has no idempotency, but
+// both copies carry one Message-ID, which mail clients and figsupport recognise.
 func (e *SMTPError) Temporary() bool {
 	if e.Code != 0 {
 		return e.Code >= 400 && e.Code < 500
@@ -152,8 +153,12 @@ func (e *SMTPError) Temporary() bool {
 	if e.permanent || errors.As(e.Err, &cert) {
 		return false
 	}
-	return !e.sent && !errors.Is(e.Err, errInsecure) && !errors.Is(e.Err, context.Canceled) && !errors.Is(e.Err, context.DeadlineExceeded)
+	return !errors.Is(e.Err, errInsecure) && !errors.Is(e.Err, context.Canceled) && !errors.Is(e.Err, context.DeadlineExceeded)
 }
+
+// MaybeDelivered reports a failure after the whole message went out, before the server's answer:
+// the server may have stored it.
+func (e *SMTPError) MaybeDelivered() bool { return e.sent }
 
 var errInsecure = errors.New("refusing to authenticate over an unencrypted connection")
 
@@ -172,7 +177,8 @@ func stageErr(stage string, err error) *SMTPError {
 	return e
 }
 
-// Send delivers m, retrying what can be retried without a second delivery.
+// Send delivers m, retrying temporary failures, a lost answer included (see
+// SMTPError.Temporary): the copy a retry may add carries the same Message-ID.
 func (s *SMTP) Send(ctx context.Context, m *Message) error {
 	attempts := max(1, s.retry.Attempts)
 	for attempt := 1; ; attempt++ {
@@ -204,9 +210,8 @@ func deliver(c *smtp.Client, m *Message) error {
 		return stageErr("data", err)
 	}
 	if _, err := w.Write(m.Raw); err != nil {
-		e := stageErr("data", err)
-		e.sent = true
-		return e
+		// The end-of-data mark goes out with Close: the server cannot have taken the message.
+		return stageErr("data", err)
 	}
 	if err := w.Close(); err != nil {
 		e := stageErr("data", err)

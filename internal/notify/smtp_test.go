@@ -323,3 +323,44 @@ func TestSMTPUntrustedCertificate(t *testing.T) {
 func plainInfo() *netsmtp.ServerInfo {
 	return &netsmtp.ServerInfo{Name: "127.0.0.1", TLS: false, Auth: []string{"LOGIN", "PLAIN", "XOAUTH2"}}
 }
+
+// A server that stores the message and loses its answer: the retry delivers it again under the
+// same Message-ID, which is how the repeat is recognised and counted.
+func TestSMTPLostAnswer(t *testing.T) {
+	tests := []struct {
+		name       string
+		attempts   int
+		wantErr    bool
+		deliveries int
+	}{
+		{"retried: a repeat with the same Message-ID", 3, false, 2},
+		{"no retry left: temporary, maybe delivered", 1, true, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ts := smtpfake.Start(t, smtpfake.Options{Mechs: []string{"LOGIN"}, User: "bot@figurative.fr", Pass: "s3cret-PASS", DropAfterData: 1})
+			cfg := smtpConfig(ts, AuthLogin)
+			cfg.Retry = &backoff.Policy{Attempts: tt.attempts, Base: time.Millisecond, Max: 5 * time.Millisecond}
+			s, err := NewSMTP(cfg, OAuthConfig{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := testMessage(t)
+			err = s.Send(context.Background(), m)
+			if tt.wantErr {
+				var se *SMTPError
+				if !errors.As(err, &se) || !se.MaybeDelivered() || !se.Temporary() || se.Code != 0 {
+					t.Fatalf("err = %v (%+v), want a temporary failure that may have delivered", err, se)
+				}
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if got := ts.Deliveries()[m.MessageID]; got != tt.deliveries {
+				t.Fatalf("deliveries of %s = %d, want %d (all: %v)", m.MessageID, got, tt.deliveries, ts.Deliveries())
+			}
+			if ts.Repeats() != tt.deliveries-1 {
+				t.Fatalf("repeats = %d", ts.Repeats())
+			}
+		})
+	}
+}

@@ -5,9 +5,11 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
+	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -17,7 +19,7 @@ import (
 // writers never deadlock on a read-to-write upgrade.
 func Open(path string) (*sql.DB, error) {
 	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(15000)")
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Add("_pragma", "foreign_keys(1)")
@@ -28,7 +30,7 @@ func Open(path string) (*sql.DB, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	db.SetMaxOpenConns(4)
-	if err := db.Ping(); err != nil {
+	if err := ping(db); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -42,6 +44,26 @@ func Open(path string) (*sql.DB, error) {
 }
 
 var uriPath = strings.NewReplacer("%", "%25", "?", "%3F", "#", "%23")
+
+// ping makes the first connection. Processes that open a new database together race to switch it
+// to WAL, and SQLite answers that switch SQLITE_BUSY at once, without its busy handler: a
+// connection that lost is retried, for as long as the busy timeout would have waited.
+func ping(db *sql.DB) error {
+	deadline := time.Now().Add(busyTimeout)
+	for wait := time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
+		err := db.Ping()
+		var se interface{ Code() int }
+		if err == nil || !errors.As(err, &se) || se.Code()&0xff != sqliteBusy || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(wait)
+	}
+}
+
+const (
+	busyTimeout = 15 * time.Second // as the busy_timeout pragma
+	sqliteBusy  = 5                // SQLITE_BUSY, the primary code of its extended ones
+)
 
 // Migrate applies the steps of component that are not applied yet, each in its own transaction;
 // steps are append-only: never edit one that has shipped.

@@ -1,7 +1,8 @@
 // Package smtpfake is an in-process SMTP submission server for tests and benchmarks, built on
 // go-smtp: STARTTLS or implicit TLS with a self-signed certificate made at start, AUTH LOGIN, PLAIN
 // and XOAUTH2 (answering a refused token the way Office 365 does), injected recipient refusals and
-// temporary failures, a record of every message and a count of connections.
+// temporary failures, answers lost after the message was stored (count or seeded probability), a
+// record of every message with deliveries counted per Message-ID, and a count of connections.
 package smtpfake
 
 import (
@@ -15,7 +16,9 @@ import (
 	"errors"
 	"io"
 	"math/big"
+	mrand "math/rand/v2"
 	"net"
+	"net/mail"
 	"os"
 	"path/filepath"
 	"slices"
@@ -47,6 +50,14 @@ type Options struct {
 	RejectRcpt string
 	// TempRcpt answers 451 4.3.0 to the first TempRcpt RCPT commands, across all connections.
 	TempRcpt int
+	// DropAfterData stores the first DropAfterData messages, across all connections, then closes
+	// the connection instead of answering 250: the answer of a server that took the message is
+	// lost, so the client cannot know, and its retry delivers the message twice.
+	DropAfterData int
+	// DropRate does the same to each later message with this probability (0 to 1), drawn from a
+	// generator seeded with Seed: the same messages in the same order are dropped the same way.
+	DropRate float64
+	Seed     uint64
 }
 
 // Received is one message the server accepted, with what its session said before it.
@@ -59,6 +70,10 @@ type Received struct {
 	From     string
 	To       []string
 	Data     string
+	// MessageID is the message's Message-ID without angle brackets; "" when it has none.
+	MessageID string
+	// Dropped says the server stored the message and then closed the connection unanswered.
+	Dropped bool
 }
 
 // Server is the fake. Its zero value is not usable: call Start.
@@ -72,6 +87,8 @@ type Server struct {
 	got      []Received
 	conns    int
 	tempLeft int
+	dropLeft int
+	rng      *mrand.Rand
 }
 
 // Start starts a server on 127.0.0.1 with a fresh port and certificate; it closes itself when the
@@ -85,7 +102,8 @@ func Start(t testing.TB, o Options) *Server {
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(cert.Leaf)
-	s := &Server{certDER: cert.Certificate[0], pool: pool, opts: o, tempLeft: o.TempRcpt}
+	s := &Server{certDER: cert.Certificate[0], pool: pool, opts: o, tempLeft: o.TempRcpt, dropLeft: o.DropAfterData,
+		rng: mrand.New(mrand.NewPCG(o.Seed, 0x5eed))}
 
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		return &session{s: s, conn: c}, nil
@@ -202,6 +220,42 @@ func (s *Server) Sessions() []Received {
 	return out
 }
 
+// Deliveries counts the messages accepted per Message-ID ("" for those without one), dropped
+// answers included: a count above one is a message delivered again.
+func (s *Server) Deliveries() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]int{}
+	for _, r := range s.got {
+		out[r.MessageID]++
+	}
+	return out
+}
+
+// Repeats is the number of accepted messages whose Message-ID had been accepted before.
+func (s *Server) Repeats() int {
+	n := 0
+	for id, k := range s.Deliveries() {
+		if id != "" {
+			n += k - 1
+		}
+	}
+	return n
+}
+
+// Dropped is the number of messages stored whose answer was dropped.
+func (s *Server) Dropped() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, r := range s.got {
+		if r.Dropped {
+			n++
+		}
+	}
+	return n
+}
+
 // Conns is the number of TCP connections accepted so far. It differs from the sessions: go-smtp
 // starts a new session after STARTTLS, and a connection may send no message or several.
 func (s *Server) Conns() int {
@@ -279,10 +333,33 @@ func (ss *session) Data(r io.Reader) error {
 	ss.r.Data = string(b)
 	rec := ss.r
 	rec.To = slices.Clone(ss.r.To)
+	rec.MessageID = messageID(rec.Data)
 	ss.s.mu.Lock()
+	switch {
+	case ss.s.dropLeft > 0:
+		ss.s.dropLeft--
+		rec.Dropped = true
+	case ss.s.opts.DropRate > 0:
+		rec.Dropped = ss.s.rng.Float64() < ss.s.opts.DropRate
+	}
 	ss.s.got = append(ss.s.got, rec)
 	ss.s.mu.Unlock()
+	if rec.Dropped {
+		// Stored, and the connection goes before the 250: go-smtp's reply then fails to write.
+		ss.conn.Conn().Close()
+		return errDropped
+	}
 	return nil
+}
+
+var errDropped = errors.New("smtpfake: connection dropped after the message was stored")
+
+func messageID(data string) string {
+	m, err := mail.ReadMessage(strings.NewReader(data))
+	if err != nil {
+		return ""
+	}
+	return strings.Trim(strings.TrimSpace(m.Header.Get("Message-Id")), "<>")
 }
 
 // Reset ends a message, not the session: its authentication carries over to the next message.

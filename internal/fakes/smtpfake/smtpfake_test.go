@@ -5,8 +5,11 @@ import (
 	"crypto/x509"
 	"errors"
 	"net/smtp"
+	"net/textproto"
 	"os"
 	"reflect"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -124,4 +127,95 @@ func TestCAFile(t *testing.T) {
 	if err := c.StartTLS(&tls.Config{ServerName: "localhost", RootCAs: pool}); err != nil {
 		t.Fatalf("the CA file does not verify the server: %v", err)
 	}
+}
+
+// sendID sends one message with that Message-ID, without AUTH, and returns how the server
+// answered its end of data.
+func sendID(t *testing.T, srv *smtpfake.Server, id string) error {
+	t.Helper()
+	c, err := smtp.Dial(srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.StartTLS(&tls.Config{ServerName: srv.Host(), RootCAs: srv.CertPool()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Mail("bot@figurative.fr"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("admin@figurative.fr"); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write([]byte("Message-ID: <" + id + ">\r\nSubject: hello\r\n\r\nbody\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	return w.Close()
+}
+
+// A dropped answer: the message is stored, the client sees the connection end with no reply, and
+// its retry is a second delivery of the same Message-ID, counted.
+func TestDropAfterData(t *testing.T) {
+	srv := smtpfake.Start(t, smtpfake.Options{DropAfterData: 1})
+	err := sendID(t, srv, "n1@figsupport.invalid")
+	var tp *textproto.Error
+	if err == nil || errors.As(err, &tp) {
+		t.Fatalf("first send: err = %v, want the connection lost with no reply", err)
+	}
+	if err := sendID(t, srv, "n1@figsupport.invalid"); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	if err := sendID(t, srv, "n2@figsupport.invalid"); err != nil {
+		t.Fatal(err)
+	}
+	got := srv.Sessions()
+	if len(got) != 3 || !got[0].Dropped || got[1].Dropped || got[0].MessageID != "n1@figsupport.invalid" {
+		t.Fatalf("sessions = %+v", got)
+	}
+	if d := srv.Deliveries(); !reflect.DeepEqual(d, map[string]int{"n1@figsupport.invalid": 2, "n2@figsupport.invalid": 1}) {
+		t.Fatalf("deliveries = %v", d)
+	}
+	if srv.Repeats() != 1 || srv.Dropped() != 1 {
+		t.Fatalf("repeats %d, dropped %d; want 1 and 1", srv.Repeats(), srv.Dropped())
+	}
+}
+
+// DropRate draws from a seeded generator: the same seed drops the same messages.
+func TestDropRateSeeded(t *testing.T) {
+	pattern := func(seed uint64) []bool {
+		srv := smtpfake.Start(t, smtpfake.Options{DropRate: 0.4, Seed: seed})
+		var out []bool
+		for i := range 30 {
+			err := sendID(t, srv, strconv.Itoa(i)+"@figsupport.invalid")
+			out = append(out, err != nil)
+		}
+		if len(srv.Sessions()) != 30 || srv.Dropped() != count(out) || srv.Repeats() != 0 {
+			t.Fatalf("seed %d: %d stored, %d dropped (client saw %d), %d repeats", seed, len(srv.Sessions()), srv.Dropped(), count(out), srv.Repeats())
+		}
+		return out
+	}
+	a, b, c := pattern(7), pattern(7), pattern(8)
+	if !slices.Equal(a, b) {
+		t.Fatalf("seed 7 twice: %v and %v", a, b)
+	}
+	if slices.Equal(a, c) {
+		t.Fatalf("seeds 7 and 8 dropped the same messages: %v", a)
+	}
+	if n := count(a); n == 0 || n == len(a) {
+		t.Fatalf("rate 0.4 dropped %d of %d", n, len(a))
+	}
+}
+
+func count(b []bool) int {
+	n := 0
+	for _, v := range b {
+		if v {
+			n++
+		}
+	}
+	return n
 }
