@@ -36,7 +36,7 @@ Unfinished requests in the journal are resumed at start and retried with backoff
 stops it gracefully: no new request is taken, the ones in flight finish.`,
 		Example: `  figsupport serve
   FIGSUPPORT_WEBHOOK_SECRET=whsec_… figsupport serve --addr :5000`,
-		Args: cobra.NoArgs,
+		Args: argNames(),
 		RunE: func(cmd *cobra.Command, _ []string) error { return runServe(cmd.Context(), o, nil) },
 	}
 	c.Flags().StringVar(&o.addr, "addr", "", "listen address (FIGSUPPORT_ADDR; default :5000)")
@@ -68,10 +68,10 @@ func runServe(ctx context.Context, o *serveOptions, ready chan<- string) error {
 		return err
 	}
 	if g.DryRun {
-		return dryRun(g, fmt.Sprintf("serve POST /webhook/request on %s", net.JoinHostPort(host, port)))
+		return printSteps(g, []string{fmt.Sprintf("serve POST /webhook/request on %s", net.JoinHostPort(host, port))})
 	}
 
-	a, err := openAppWith(ctx, g, appOptions{spool: true})
+	a, err := g.OpenApp(ctx, g, appOptions{spool: true})
 	if err != nil {
 		return err
 	}

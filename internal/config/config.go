@@ -116,7 +116,7 @@ type Lookup func(key string) (string, bool)
 // Values are the resolved keys.
 type Values struct {
 	get  Lookup
-	errs []error
+	errs []*Error
 }
 
 // New reads through get; unknown keys are a programming error and panic in tests.
@@ -146,8 +146,15 @@ func (v *Values) Set(name string) bool {
 	return ok && strings.TrimSpace(s) != ""
 }
 
+// fail records a problem once: a key read twice with the same bad value is one problem.
 func (v *Values) fail(name, format string, args ...any) {
-	v.errs = append(v.errs, &Error{Key: name, Msg: fmt.Sprintf(format, args...)})
+	e := &Error{Key: name, Msg: fmt.Sprintf(format, args...)}
+	for _, old := range v.errs {
+		if *old == *e {
+			return
+		}
+	}
+	v.errs = append(v.errs, e)
 }
 
 // Int is a positive integer key.
@@ -255,7 +262,25 @@ func (v *Values) Require(name, why string) {
 }
 
 // Err is every problem found so far, joined, or nil.
-func (v *Values) Err() error { return errors.Join(v.errs...) }
+func (v *Values) Err() error { return join(v.errs) }
+
+// Mark is how many problems were found so far; ErrSince(mark) is those found after it, so that
+// one part of the wiring fails on its own keys only (doctor reports each part separately).
+func (v *Values) Mark() int { return len(v.errs) }
+
+// ErrSince is every problem found after mark (see Mark), joined, or nil.
+func (v *Values) ErrSince(mark int) error { return join(v.errs[min(mark, len(v.errs)):]) }
+
+// Errors is every problem found so far, each naming its key, in the order found.
+func (v *Values) Errors() []*Error { return slices.Clone(v.errs) }
+
+func join(errs []*Error) error {
+	all := make([]error, len(errs))
+	for i, e := range errs {
+		all[i] = e
+	}
+	return errors.Join(all...)
+}
 
 // Redact replaces every secret's value in s by "***", for messages that might echo configuration.
 func (v *Values) Redact(s string) string {
