@@ -112,7 +112,10 @@ func fieldOf(err error) string {
 	case errors.Is(err, chain.ErrConflict):
 		return "request_id"
 	case errors.As(err, &ne):
-		return flagName(ne.GetSpecifiedName(), ne.GetSpecifiedShortnames())
+		if ne.GetSpecifiedShortnames() != "" {
+			return "-" + ne.GetSpecifiedName() // one letter of a group like -vx
+		}
+		return "--" + ne.GetSpecifiedName()
 	case errors.As(err, &ie):
 		return "--" + ie.GetFlag().Name
 	case errors.As(err, &re):
@@ -121,13 +124,6 @@ func fieldOf(err error) string {
 		return ue.field
 	}
 	return ""
-}
-
-func flagName(long, short string) string {
-	if long != "" {
-		return "--" + long
-	}
-	return "-" + short
 }
 
 // errorJSON is the one object `-o json` prints on stdout when a command fails. Every key is

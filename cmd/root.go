@@ -86,7 +86,7 @@ func Run(ctx context.Context, g *Globals, args []string) int {
 	if err == nil {
 		return ExitOK
 	}
-	if !g.started {
+	if !g.started && !errors.Is(err, errUsage) {
 		// cobra's own checks: an unknown command or flag, the wrong number of arguments.
 		err = usageErr(err)
 	}
