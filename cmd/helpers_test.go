@@ -85,9 +85,14 @@ var (
 	reMessageID = regexp.MustCompile(`"message_id": "[^"]*"`)
 )
 
-// normalise replaces what differs between runs: the data dir, the random prefix of uploads.
+// repoRoot is where this checkout is, for paths the output shows absolute.
+var repoRoot, _ = filepath.Abs("..")
+
+// normalise replaces what differs between runs and machines: the data dir, the checkout, the
+// random prefix of uploads.
 func (e *env) normalise(s string) string {
 	s = strings.ReplaceAll(s, e.dir, "<DATA>")
+	s = strings.ReplaceAll(s, repoRoot, "<REPO>")
 	s = reManual.ReplaceAllString(s, "manual/2026/01/<RANDOM>/")
 	return reMessageID.ReplaceAllString(s, `"message_id": "<ID>"`)
 }
