@@ -39,7 +39,7 @@ type Key struct {
 
 // Keys is every key figsupport reads, in the order of .env.example and the README.
 var Keys = []Key{
-	{Name: "FIGSUPPORT_DATA_DIR", Group: "general", Doc: "data dir: SQLite journal and embedded backends, files, outbox, locks (default $XDG_DATA_HOME/figsupport, else ~/.local/share/figsupport)"},
+	{Name: "FIGSUPPORT_DATA_DIR", Group: "general", Doc: "data dir: SQLite journal and embedded backends, files, outbox, locks (default $XDG_DATA_HOME/figsupport, else ~/.local/share/figsupport; an empty value is no value; deployed, --data-dir /var/lib/figsupport decides)"},
 	{Name: "FIGSUPPORT_THREAD_WINDOW", Group: "general", Default: "14d", Doc: "a follow-up joins the contact's open ticket active this recently (measured at received_at); units d, h, m, s"},
 	{Name: "FIGSUPPORT_KEY_TTL", Group: "general", Default: "7d", Doc: "how long an explicit request_id is remembered for idempotency"},
 	{Name: "FIGSUPPORT_HASH_TTL", Group: "general", Default: "24h", Doc: "how long a payload hash (no request_id) is remembered"},
@@ -49,7 +49,7 @@ var Keys = []Key{
 	{Name: "FIGSUPPORT_FETCH_TIMEOUT", Group: "general", Default: "10m", Doc: "whole download of one file URL, body included"},
 	{Name: "FIGSUPPORT_FETCH_HEADER_TIMEOUT", Group: "general", Default: "30s", Doc: "until a file URL's response headers"},
 	{Name: "FIGSUPPORT_FETCH_MAX_REDIRECTS", Group: "general", Default: "5", Doc: "redirects followed when fetching a file URL, each re-checked"},
-	{Name: "FIGSUPPORT_MAX_BODY_BYTES", Group: "general", Default: "1048576", Doc: "size cap of a JSON request"},
+	{Name: "FIGSUPPORT_MAX_BODY_BYTES", Group: "general", Default: "1048576", Doc: "size cap of a JSON request, on the command line as in the daemon"},
 
 	{Name: "FIGSUPPORT_ADDR", Group: "serve", Default: ":5000", Doc: "serve: listen address; without FIGSUPPORT_WEBHOOK_SECRET or FIGSUPPORT_WEBHOOK_TOKEN only loopback is used"},
 	{Name: "FIGSUPPORT_WEBHOOK_SECRET", Group: "serve", Secret: true, Doc: "serve: Standard Webhooks signing secret (whsec_…): requests must carry a valid webhook-signature"},
