@@ -3,7 +3,6 @@ package cmd
 import (
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 
 	"github.com/fatih/color"
@@ -180,6 +179,3 @@ func requiredFlags(fs *pflag.FlagSet) error {
 	}
 	return &usageError{field: missing[0], err: fmt.Errorf("required flag(s) %s not set", strings.Join(missing, ", "))}
 }
-
-// writeLine writes s and a newline, ignoring errors: for status lines on a terminal.
-func writeLine(w io.Writer, s string) { _, _ = io.WriteString(w, s+"\n") }

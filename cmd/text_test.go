@@ -129,3 +129,24 @@ func TestBodyLimitAsTheDaemon(t *testing.T) {
 		}
 	}
 }
+
+// `requests retry --failed` counts the requests on a bar when a person watches.
+func TestRetryProgressBar(t *testing.T) {
+	for _, terminal := range []bool{true, false} {
+		e := newEnv(t)
+		for _, id := range []string{"loop-1", "loop-2"} {
+			failing := `{"user_email":"y@example.com","objet":"Modèle 3D","fichiers":[{"url":"http://127.0.0.1:9/a.glb"}],"request_id":"` + id + `"}`
+			if r := e.run(failing, "process", "-"); r.code != ExitFailed {
+				t.Fatalf("exit %d %s", r.code, r.stderr)
+			}
+		}
+		e.terminal = terminal
+		r := e.run("", "requests", "retry", "--failed")
+		if r.code != ExitFailed || strings.Count(r.stdout, "still failing") != 2 {
+			t.Fatalf("exit %d\n%s", r.code, r.stdout)
+		}
+		if got := strings.Contains(r.stderr, "retrying"); got != terminal {
+			t.Errorf("terminal %v: bar shown %v; stderr %q", terminal, got, r.stderr)
+		}
+	}
+}
