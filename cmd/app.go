@@ -3,7 +3,9 @@ package cmd
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/mail"
 	"os"
 	"path/filepath"
@@ -13,7 +15,6 @@ import (
 	"github.com/figurative/figsupport/internal/chain"
 	"github.com/figurative/figsupport/internal/classify"
 	"github.com/figurative/figsupport/internal/config"
-	"github.com/figurative/figsupport/internal/fetch"
 	"github.com/figurative/figsupport/internal/health"
 	"github.com/figurative/figsupport/internal/journal"
 	"github.com/figurative/figsupport/internal/local"
@@ -36,6 +37,7 @@ type settings struct {
 
 func (g *Globals) settings() (settings, error) {
 	v := g.Values
+	mark := v.Mark()
 	s := settings{limits: payload.DefaultLimits}
 	s.limits.MaxFiles = v.Int("FIGSUPPORT_MAX_FILES")
 	s.limits.MaxBodyBytes = v.Int64("FIGSUPPORT_MAX_BODY_BYTES")
@@ -62,7 +64,7 @@ func (g *Globals) settings() (settings, error) {
 		Timeout:  v.Duration("LLM_TIMEOUT"),
 		Fallback: v.OneOf("CLASSIFY_FALLBACK", payload.Support, payload.Modelisation),
 	}.WithAnthropicKey(v.String("ANTHROPIC_API_KEY"))
-	return s, v.Err()
+	return s, v.ErrSince(mark)
 }
 
 // crm is the chain's CRM plus what the ticket commands need beyond the chain.
@@ -71,24 +73,51 @@ type crm interface {
 	CloseTicket(ctx context.Context, ticketID string) error
 }
 
+// journalReader is what cmd reads of the journal outside the chain (dry runs, `requests`): the
+// journal's read API, so that its rework touches this one declaration.
+type journalReader interface {
+	Get(ctx context.Context, key string) (*chain.Run, error)
+	List(ctx context.Context, statuses []string, limit int) ([]*chain.Run, error)
+}
+
 // app is the wired backends of one invocation.
 type app struct {
-	g        *Globals
-	s        settings
-	opts     appOptions
-	dir      string
-	db       *sql.DB
-	journal  *journal.Journal
-	local    *local.Store
-	crm      crm
-	tasks    chain.Tasks
-	uploader *objstore.Uploader
-	notify   *notify.Notifier
-	classify *classify.Classifier
-	// names says which backend serves each role, for stderr, logs and doctor.
-	names   [][2]string
-	checks  []func(context.Context) []health.Check
+	g    *Globals
+	s    settings
+	opts appOptions
+	dir  string
+	// dbFile is where the database is; with readOnly and no database yet, an empty one lives in
+	// memory and dbMissing is set.
+	dbFile    string
+	dbMissing bool
+	db        *sql.DB
+	journal   *journal.Journal
+	local     *local.Store
+	crm       crm
+	tasks     chain.Tasks
+	uploader  *objstore.Uploader
+	notify    *notify.Notifier
+	classify  *classify.Classifier
+	// parts are the backends in use, in the order they are reported.
+	parts   []part
 	closers []func()
+}
+
+// part is one backend as the commands see it: its role, what serves it, what it writes to (for
+// plans), and how doctor reaches and checks it.
+type part struct {
+	role    string // journal, llm, crm, tasks, files, notify
+	backend string // hubspot, embedded, r2…
+	target  string // where it writes, for plans: "HubSpot portal 12345", "bucket x at …"
+	// reach is a URL on the service's host: doctor asks the host once (health.Reach) before the
+	// checks, so that an unreachable host is one failure instead of one per check.
+	reach string
+	check func(ctx context.Context) []health.Check
+	// checkReadOnly replaces check under --dry-run when check writes (a probe object, missing
+	// properties created); nil when check writes nothing.
+	checkReadOnly func(ctx context.Context) []health.Check
+	// err: this part's configuration is wrong and it is not wired (doctor only: see collect).
+	err error
 }
 
 // appOptions vary the wiring by command.
@@ -97,19 +126,21 @@ type appOptions struct {
 	// spool, for serve: local file paths are accepted only under <data dir>/spool, where the
 	// daemon writes multipart uploads; the command line accepts any local path.
 	spool bool
+	// readOnly: write nothing, not even the data dir: the database is opened read-only when it
+	// exists and is an empty in-memory one when not (dry runs, `requests list/show`, `ticket find`).
+	readOnly bool
+	// collect, for doctor: a part whose configuration is wrong is kept with its error instead of
+	// failing the whole wiring, so that every problem is reported at once.
+	collect bool
 	// metrics, for serve: told of every step and every repeated call to a service.
 	metrics *metrics.Metrics
 }
 
-// openApp creates the data dir if needed and wires every backend: the real service where its
+// openApp opens the data dir's database and wires every backend: the real service where its
 // credentials are configured, else the embedded one.
-func openApp(ctx context.Context, g *Globals, noLLM bool) (*app, error) {
-	return openAppWith(ctx, g, appOptions{noLLM: noLLM})
-}
-
-func openAppWith(ctx context.Context, g *Globals, o appOptions) (*app, error) {
+func openApp(ctx context.Context, g *Globals, o appOptions) (*app, error) {
 	s, err := g.settings()
-	if err != nil {
+	if err != nil && !o.collect {
 		return nil, err
 	}
 	s.classify.DisableLLM = o.noLLM
@@ -117,48 +148,84 @@ func openAppWith(ctx context.Context, g *Globals, o appOptions) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, &config.Error{Key: "FIGSUPPORT_DATA_DIR", Msg: fmt.Sprintf("cannot create %s: %v", dir, err)}
-	}
-	a := &app{g: g, s: s, dir: dir, opts: o}
+	a := &app{g: g, s: s, dir: dir, opts: o, dbFile: filepath.Join(dir, "figsupport.db")}
 	ok := false
 	defer func() {
 		if !ok {
 			a.Close()
 		}
 	}()
-	a.db, err = sqlite.Open(filepath.Join(dir, "figsupport.db"))
-	if err != nil {
+	if err := a.openStore(ctx); err != nil {
 		return nil, err
 	}
-	a.closers = append(a.closers, func() { a.db.Close() })
-	if a.journal, err = journal.Open(ctx, a.db, filepath.Join(dir, "locks")); err != nil {
-		return nil, err
-	}
-	a.closers = append(a.closers, func() { a.journal.Close() })
 	v := g.Values
-	if a.local, err = local.Open(ctx, a.db, local.Config{
-		StageNew: v.String("HUBSPOT_STAGE_NEW"), StageClosed: v.String("HUBSPOT_STAGE_CLOSED"), Pipeline: v.String("HUBSPOT_PIPELINE_ID"),
-	}); err != nil {
-		return nil, err
-	}
-	a.closers = append(a.closers, func() { a.local.Close() })
-	a.checks = append(a.checks, a.journalCheck)
-	if a.classify, err = classify.New(s.classify); err != nil {
-		return nil, err
-	}
-	a.names = append(a.names, [2]string{"llm", a.classify.Backend()})
-	a.checks = append(a.checks, a.classify.Check)
-	for _, wire := range []func(context.Context) error{a.wireCRM, a.wireTasks, a.wireFiles, a.wireNotifier} {
-		if err := wire(ctx); err != nil {
-			return nil, err
+	for _, w := range []struct {
+		role string
+		wire func(context.Context) (part, error)
+	}{
+		{"llm", a.wireClassifier}, {"crm", a.wireCRM}, {"tasks", a.wireTasks}, {"files", a.wireFiles}, {"notify", a.wireNotifier},
+	} {
+		mark := v.Mark()
+		p, err := w.wire(ctx)
+		if err == nil {
+			err = v.ErrSince(mark)
 		}
-	}
-	if err := v.Err(); err != nil {
-		return nil, err
+		if err != nil {
+			if !o.collect {
+				return nil, err
+			}
+			p = part{role: w.role, backend: "not configured", err: err}
+		}
+		a.parts = append(a.parts, p)
 	}
 	ok = true
 	return a, nil
+}
+
+// openStore opens the database, the journal and the embedded CRM and tracker that live in it.
+func (a *app) openStore(ctx context.Context) error {
+	lockDir := filepath.Join(a.dir, "locks")
+	if a.opts.readOnly {
+		db, err := sqlite.OpenReadOnly(a.dbFile)
+		if errors.Is(err, fs.ErrNotExist) {
+			a.dbMissing = true
+			db, err = sqlite.OpenMemory()
+		}
+		if err != nil {
+			return err
+		}
+		a.db = db
+	} else {
+		if err := os.MkdirAll(a.dir, 0o700); err != nil {
+			return &config.Error{Key: "FIGSUPPORT_DATA_DIR", Msg: fmt.Sprintf("cannot create %s: %v", a.dir, errors.Unwrap(err))}
+		}
+		db, err := sqlite.Open(a.dbFile)
+		if err != nil {
+			return err
+		}
+		a.db = db
+	}
+	a.closers = append(a.closers, func() { a.db.Close() })
+	var err error
+	if a.opts.readOnly {
+		// Read-only: no migration, no owner lock file, no lease renewal.
+		a.journal, err = journal.OpenReadOnly(ctx, a.db)
+	} else {
+		a.journal, err = journal.Open(ctx, a.db, lockDir)
+	}
+	if err != nil {
+		return err
+	}
+	a.closers = append(a.closers, func() { a.journal.Close() })
+	v := a.g.Values
+	if a.local, err = local.Open(ctx, a.db, local.Config{
+		StageNew: v.String("HUBSPOT_STAGE_NEW"), StageClosed: v.String("HUBSPOT_STAGE_CLOSED"), Pipeline: v.String("HUBSPOT_PIPELINE_ID"),
+	}); err != nil {
+		return err
+	}
+	a.closers = append(a.closers, func() { a.local.Close() })
+	a.parts = append(a.parts, part{role: "journal", backend: "sqlite", target: a.dbFile, check: a.journalCheck})
+	return nil
 }
 
 func (a *app) Close() {
@@ -217,84 +284,109 @@ func (c classifier) Classify(ctx context.Context, r *payload.Request) chain.Clas
 	return chain.Classification{Label: res.Classification, Ambiguous: res.Ambiguous, Method: res.Method, Reasons: res.Reasons}
 }
 
-// backends is "crm=hubspot tasks=embedded …" for stderr and logs.
+// backends is "llm=… crm=embedded tasks=…" for stderr and logs.
 func (a *app) backends() string {
-	parts := make([]string, len(a.names))
-	for i, n := range a.names {
-		parts[i] = n[0] + "=" + n[1]
+	var parts []string
+	for _, p := range a.parts {
+		if p.role != "journal" {
+			parts = append(parts, p.role+"="+p.backend)
+		}
 	}
 	return strings.Join(parts, " ")
 }
 
+// target is where role writes, for plans.
+func (a *app) target(role string) string {
+	for _, p := range a.parts {
+		if p.role == role {
+			return p.target
+		}
+	}
+	return ""
+}
+
 func (a *app) journalCheck(ctx context.Context) []health.Check {
-	c := health.Check{Service: "journal", Name: filepath.Join(a.dir, "figsupport.db"), Status: health.OK}
+	c := health.Check{Service: "journal", Name: a.dbFile, Status: health.OK}
+	if a.dbMissing {
+		c.Detail = "no database yet: the first run creates it (--dry-run)"
+		return []health.Check{c}
+	}
 	runs, err := a.journal.List(ctx, []string{chain.StatusFailed, chain.StatusIncomplete}, 1000)
-	if err != nil {
+	switch {
+	case err != nil:
 		c.Status, c.Detail = health.Fail, err.Error()
-	} else if len(runs) > 0 {
-		c.Status, c.Detail = health.Warn, fmt.Sprintf("%d request(s) failed or incomplete: rerun them with process", len(runs))
-	} else {
+	case len(runs) > 0:
+		c.Status, c.Detail = health.Warn, fmt.Sprintf("%d request(s) failed or incomplete: `figsupport requests retry --failed` resumes them", len(runs))
+	case a.opts.readOnly:
+		c.Detail = "readable, nothing pending (write not probed: --dry-run)"
+	default:
 		c.Detail = "writable, nothing pending"
 	}
 	return []health.Check{c}
 }
 
-func (a *app) wireFiles(ctx context.Context) error {
+func (a *app) wireClassifier(context.Context) (part, error) {
+	c, err := classify.New(a.s.classify)
+	if err != nil {
+		return part{}, err
+	}
+	a.classify = c
+	return part{role: "llm", backend: c.Backend(), reach: a.s.classify.BaseURL, check: c.Check}, nil
+}
+
+func (a *app) wireFiles(context.Context) (part, error) {
 	v := a.g.Values
+	mark := v.Mark()
 	var backend objstore.Backend
+	p := part{role: "files"}
 	r2 := []string{"R2_ENDPOINT_URL", "R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY", "R2_BUCKET_NAME"}
 	if anySet(v, r2...) {
 		for _, k := range append(r2, "R2_PUBLIC_URL") {
 			v.Require(k, "when R2 is configured")
 		}
-		if err := v.Err(); err != nil {
-			return err
-		}
-		s3, err := objstore.NewS3(objstore.S3Config{
+		cfg := objstore.S3Config{
 			Endpoint: v.URL("R2_ENDPOINT_URL"), AccessKeyID: v.String("R2_ACCESS_KEY_ID"),
 			SecretAccessKey: v.String("R2_SECRET_ACCESS_KEY"), Bucket: v.String("R2_BUCKET_NAME"), PublicURL: v.URL("R2_PUBLIC_URL"),
 			PartSize: v.Int64("R2_PART_SIZE"), PartConcurrency: v.Int("R2_PART_CONCURRENCY"), MaxLargeUploads: v.Int("R2_MAX_LARGE_UPLOADS"),
-		})
+		}
+		if err := v.ErrSince(mark); err != nil {
+			return part{}, err
+		}
+		s3, err := objstore.NewS3(cfg)
 		if err != nil {
-			return &config.Error{Key: "R2_ENDPOINT_URL", Msg: err.Error()}
+			return part{}, &config.Error{Key: "R2_ENDPOINT_URL", Msg: err.Error()}
 		}
 		backend = s3
-		a.names = append(a.names, [2]string{"files", "r2"})
+		p.backend, p.reach = "r2", cfg.Endpoint
+		p.target = fmt.Sprintf("bucket %s at %s, published under %s", cfg.Bucket, cfg.Endpoint, cfg.PublicURL)
+		p.check, p.checkReadOnly = s3.Check, s3.CheckReadOnly
 	} else {
 		l, err := objstore.NewLocal(objstore.LocalConfig{DataDir: a.dir, PublicBaseURL: v.URL("FILES_PUBLIC_BASE_URL")})
 		if err != nil {
-			return &config.Error{Key: "FILES_PUBLIC_BASE_URL", Msg: err.Error()}
+			return part{}, &config.Error{Key: "FILES_PUBLIC_BASE_URL", Msg: err.Error()}
 		}
 		backend = l
-		a.names = append(a.names, [2]string{"files", "embedded"})
+		p.backend, p.target = "embedded", l.Root()
+		p.check, p.checkReadOnly = l.Check, l.CheckReadOnly
 	}
-	fetcher := fetch.New(fetch.Config{
-		MaxBytes: a.s.maxFileBytes, Timeout: v.Duration("FIGSUPPORT_FETCH_TIMEOUT"),
-		HeaderTimeout: v.Duration("FIGSUPPORT_FETCH_HEADER_TIMEOUT"), MaxRedirects: v.Int("FIGSUPPORT_FETCH_MAX_REDIRECTS"),
-	})
+	fetcher := fetchConfig(v, a.s.maxFileBytes)
 	// Local paths are for the command line; the daemon accepts only its own spool.
 	cfg := objstore.Config{MaxFileBytes: a.s.maxFileBytes, Parallel: v.Int("FIGSUPPORT_UPLOAD_PARALLEL"), LocalPaths: true}
 	if a.opts.spool {
 		cfg.LocalRoot = a.spoolDir()
 		if err := os.MkdirAll(cfg.LocalRoot, 0o700); err != nil {
-			return &config.Error{Key: "FIGSUPPORT_DATA_DIR", Msg: fmt.Sprintf("cannot create %s: %v", cfg.LocalRoot, err)}
+			return part{}, &config.Error{Key: "FIGSUPPORT_DATA_DIR", Msg: fmt.Sprintf("cannot create %s: %v", cfg.LocalRoot, errors.Unwrap(err))}
 		}
 	}
-	a.uploader = objstore.NewUploader(backend, fetcher, cfg)
-	a.checks = append(a.checks, a.uploader.Check)
-	if ro, ok := backend.(readOnlyChecker); ok && a.g.DryRun {
-		a.checks[len(a.checks)-1] = ro.CheckReadOnly
+	if bar := a.g.uploadProgress(); bar != nil {
+		cfg.OnProgress = bar.report
 	}
-	return nil
+	a.uploader = objstore.NewUploader(backend, fetcher, cfg)
+	return p, nil
 }
 
 // spoolDir holds the files webhooks upload, until their request is done.
 func (a *app) spoolDir() string { return filepath.Join(a.dir, "spool") }
-
-// readOnlyChecker is a backend whose doctor check can skip its writes (`doctor --dry-run`).
-type readOnlyChecker interface {
-	CheckReadOnly(ctx context.Context) []health.Check
-}
 
 func anySet(v *config.Values, keys ...string) bool {
 	for _, k := range keys {

@@ -3,6 +3,7 @@ package cmd
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -14,57 +15,74 @@ import (
 )
 
 type classifyOptions struct {
-	g     *Globals
-	noLLM bool
+	*Globals
+	File  string // FILE, or "-"/"" for stdin
+	NoLLM bool
 }
 
-func newClassifyCmd(g *Globals) *cobra.Command {
-	o := &classifyOptions{g: g}
+func newClassifyCmd(g *Globals, runF func(context.Context, *classifyOptions) error) *cobra.Command {
+	o := &classifyOptions{Globals: g}
 	c := &cobra.Command{
 		Use:   "classify [FILE|-]",
 		Short: "Classify a payload as SUPPORT or MODELISATION",
 		Example: `  figsupport classify testdata/payloads/modelisation.json
   echo '{"user_email":"a@b.fr","objet":"Paiement refusé"}' | figsupport classify - -o json`,
-		Args: cobra.MaximumNArgs(1),
+		Args: argNames("FILE?"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			body, _, err := readInput(g, args)
-			if err != nil {
-				return err
+			if len(args) == 1 {
+				o.File = args[0]
 			}
-			return runClassify(cmd, o, body)
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return runClassify(cmd.Context(), o)
 		},
 	}
-	c.Flags().BoolVar(&o.noLLM, "no-llm", false, "rules only, even when an LLM is configured")
+	c.Flags().BoolVar(&o.NoLLM, "no-llm", false, "rules only, even when an LLM is configured")
 	return c
 }
 
-func runClassify(cmd *cobra.Command, o *classifyOptions, body []byte) error {
-	g := o.g
-	s, err := g.settings()
+func runClassify(ctx context.Context, o *classifyOptions) error {
+	s, err := o.settings()
 	if err != nil {
 		return err
 	}
-	req, err := payload.ParseBytes(body, s.limits, g.Now())
+	req, _, err := readRequest(o.Globals, o.File, s)
 	if err != nil {
 		return err
 	}
-	res, err := classifyOnce(cmd.Context(), s, o.noLLM, req)
+	res, err := classifyOnce(ctx, s, o.NoLLM, req)
 	if err != nil {
 		return err
 	}
-	if g.JSON() {
-		return writeJSON(g.Out, res)
+	if o.JSON() {
+		return writeJSON(o.Out, res)
 	}
-	label := paint(g.Out, res.Classification, color.Bold)
+	label := o.paint(o.Out, res.Classification, color.Bold)
 	amb := ""
 	if res.Ambiguous {
 		amb = " (ambiguous)"
 	}
-	fmt.Fprintf(g.Out, "%s%s by %s\n", label, amb, res.Method)
+	fmt.Fprintf(o.Out, "%s%s by %s\n", label, amb, res.Method)
 	for _, r := range res.Reasons {
-		fmt.Fprintf(g.Out, "  - %s\n", r)
+		fmt.Fprintf(o.Out, "  - %s\n", r)
 	}
 	return nil
+}
+
+// readRequest reads and validates the JSON payload FILE (or stdin) under the same limits as the
+// daemon (FIGSUPPORT_MAX_BODY_BYTES…); base is the directory local paths are relative to.
+func readRequest(g *Globals, file string, s settings) (*payload.Request, string, error) {
+	in, base, err := openInput(g, file, "FILE", "payload")
+	if err != nil {
+		return nil, "", err
+	}
+	defer in.Close()
+	req, err := payload.Parse(io.Reader(in), s.limits, g.Now())
+	if err != nil {
+		return nil, "", err
+	}
+	return req, base, nil
 }
 
 // classifyOnce classifies one request outside the chain (classify, process --dry-run).

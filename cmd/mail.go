@@ -83,7 +83,7 @@ func runMailPoll(ctx context.Context, o *mailPollOptions) error {
 	}
 	var h mailbox.Handler
 	if !g.DryRun {
-		a, err := openApp(ctx, g, false)
+		a, err := g.OpenApp(ctx, g, appOptions{})
 		if err != nil {
 			return err
 		}
@@ -274,9 +274,9 @@ func printMailSummary(g *Globals, s *mailbox.Summary) error {
 		st := m.Status
 		switch st {
 		case mailbox.StatusProcessed, mailbox.StatusSkipped:
-			st = paint(g.Out, st, color.FgGreen)
+			st = g.paint(g.Out, st, color.FgGreen)
 		case mailbox.StatusFailed, mailbox.StatusRejected:
-			st = paint(g.Out, st, color.FgRed)
+			st = g.paint(g.Out, st, color.FgRed)
 		}
 		detail := m.Action
 		if m.RequestID != "" {

@@ -163,14 +163,18 @@ func TestMailPollExitCodes(t *testing.T) {
 			if tt.env != nil {
 				tt.env(env)
 			}
-			g, out, errb := newTestGlobals(t, env)
+			g, out, _ := newTestGlobals(t, env)
 			code := Run(context.Background(), g, append([]string{"mail", "poll", "-o", "json"}, tt.args...))
-			errs := errb.String()
-			if out.Len() != 0 {
-				t.Fatalf("stdout %q: a failed pass prints only its error", out)
+			// A failed pass prints only its error: with -o json, one object on stdout.
+			var e struct {
+				Error    string `json:"error"`
+				ExitCode int    `json:"exit_code"`
 			}
-			if code != tt.want || !strings.Contains(errs, tt.stderr) || strings.Contains(errs, "nope-SECRET") {
-				t.Fatalf("exit %d (want %d), stderr %s", code, tt.want, errs)
+			if err := json.Unmarshal(out.Bytes(), &e); err != nil {
+				t.Fatalf("stdout %q is not one JSON error: %v", out, err)
+			}
+			if code != tt.want || e.ExitCode != tt.want || !strings.Contains(e.Error, tt.stderr) || strings.Contains(out.String(), "nope-SECRET") {
+				t.Fatalf("exit %d (want %d), %s", code, tt.want, out)
 			}
 		})
 	}
@@ -220,8 +224,10 @@ func TestMailPollGraph(t *testing.T) {
 		t.Fatalf("exit %d, %+v, %s", code, sum, errs)
 	}
 	env["OAUTH_CLIENT_SECRET"] = "wrong-SECRET"
-	if code, _, errs := runMail(t, env); code != ExitConfig || strings.Contains(errs, "wrong-SECRET") || !strings.Contains(errs, "AADSTS7000215") {
-		t.Fatalf("wrong secret: exit %d, %s", code, errs)
+	g, out, _ := newTestGlobals(t, env)
+	if code := Run(context.Background(), g, []string{"mail", "poll", "-o", "json"}); code != ExitConfig ||
+		strings.Contains(out.String(), "wrong-SECRET") || !strings.Contains(out.String(), "AADSTS7000215") {
+		t.Fatalf("wrong secret: exit %d, %s", code, out)
 	}
 }
 

@@ -12,25 +12,30 @@ import (
 )
 
 type noteOptions struct {
-	g                            *Globals
-	ticket, contact, body, title string
+	*Globals
+	Ticket, Contact, Body, Title string
 }
 
-func newNoteCmd(g *Globals) *cobra.Command {
-	o := &noteOptions{g: g}
+func newNoteCmd(g *Globals, runF func(context.Context, *noteOptions) error) *cobra.Command {
+	o := &noteOptions{Globals: g}
 	c := &cobra.Command{
 		Use:   "note --ticket ID|--contact ID --body B",
 		Short: "Add a note to a ticket or a contact",
-		Example: `  figsupport note --ticket 12345 --body "Rappelé le client, il renvoie les photos"
-  figsupport note --contact 678 --title "Appel" --body "Préfère être contacté le matin"`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runNote(cmd.Context(), o) },
+		Example: `  figsupport note --ticket 1 --body "Rappelé le client, il renvoie les photos"
+  figsupport note --contact 1 --title "Appel" --body "Préfère être contacté le matin"`,
+		Args: argNames(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return runNote(cmd.Context(), o)
+		},
 	}
 	f := c.Flags()
-	f.StringVar(&o.ticket, "ticket", "", "ticket id")
-	f.StringVar(&o.contact, "contact", "", "contact id")
-	f.StringVar(&o.body, "body", "", "note text (required; HTML is escaped)")
-	f.StringVar(&o.title, "title", "Note", "note title")
+	f.StringVar(&o.Ticket, "ticket", "", "ticket id")
+	f.StringVar(&o.Contact, "contact", "", "contact id")
+	f.StringVar(&o.Body, "body", "", "note text (required; HTML is escaped)")
+	f.StringVar(&o.Title, "title", "Note", "note title")
 	c.MarkFlagsOneRequired("ticket", "contact")
 	c.MarkFlagsMutuallyExclusive("ticket", "contact")
 	_ = c.MarkFlagRequired("body")
@@ -38,36 +43,46 @@ func newNoteCmd(g *Globals) *cobra.Command {
 }
 
 func runNote(ctx context.Context, o *noteOptions) error {
-	g := o.g
-	if strings.TrimSpace(o.body) == "" {
-		return usagef("--body must not be empty")
+	if strings.TrimSpace(o.Body) == "" {
+		return fieldErr("--body", "must not be empty")
 	}
-	target := "ticket " + o.ticket
-	if o.ticket == "" {
-		target = "contact " + o.contact
+	what, id, field := "ticket", o.Ticket, "--ticket"
+	if o.Ticket == "" {
+		what, id, field = "contact", o.Contact, "--contact"
 	}
-	if g.DryRun {
-		return dryRun(g, "add a note to "+target)
-	}
-	a, err := openApp(ctx, g, true)
+	a, err := o.OpenApp(ctx, o.Globals, appOptions{noLLM: true, readOnly: o.DryRun})
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	id, err := a.crm.AddNote(ctx, chain.Note{TicketID: o.ticket, ContactID: o.contact, Title: o.title, Body: o.body, At: g.Now()})
+	if o.DryRun {
+		step := fmt.Sprintf("add a note %q to contact %s in %s (the contact is looked up when the note is added)", o.Title, id, a.target("crm"))
+		if o.Ticket != "" {
+			t, err := a.crm.GetTicket(ctx, o.Ticket)
+			if errors.Is(err, chain.ErrNotFound) {
+				return notFound(field, what, id)
+			}
+			if err != nil {
+				return err
+			}
+			step = fmt.Sprintf("add a note %q to ticket %s %q in %s", o.Title, t.ID, t.Subject, a.target("crm"))
+		}
+		return printSteps(o.Globals, []string{step})
+	}
+	noteID, err := a.crm.AddNote(ctx, chain.Note{TicketID: o.Ticket, ContactID: o.Contact, Title: o.Title, Body: o.Body, At: o.Now()})
 	if errors.Is(err, chain.ErrNotFound) {
-		return usagef("%s: %v", target, chain.ErrNotFound)
+		return notFound(field, what, id)
 	}
 	if err != nil {
 		return err
 	}
-	if g.JSON() {
-		return writeJSON(g.Out, struct {
+	if o.JSON() {
+		return writeJSON(o.Out, struct {
 			NoteID    string `json:"note_id"`
-			TicketID  string `json:"ticket_id,omitempty"`
-			ContactID string `json:"contact_id,omitempty"`
-		}{id, o.ticket, o.contact})
+			TicketID  string `json:"ticket_id"`
+			ContactID string `json:"contact_id"`
+		}{noteID, o.Ticket, o.Contact})
 	}
-	fmt.Fprintf(g.Out, "note %s added to %s\n", id, target)
+	fmt.Fprintf(o.Out, "note %s added to %s %s\n", noteID, what, id)
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -18,70 +19,77 @@ import (
 )
 
 func newRequestsCmd(g *Globals) *cobra.Command {
-	c := &cobra.Command{Use: "requests", Short: "The journal: what was received, how far each request got, resume what failed"}
-	c.AddCommand(newRequestsListCmd(g), newRequestsShowCmd(g), newRequestsRetryCmd(g))
-	return c
+	return newGroupCmd("requests", "The journal: what was received, how far each request got, resume what failed",
+		newRequestsListCmd(g, nil), newRequestsShowCmd(g, nil), newRequestsRetryCmd(g, nil))
 }
+
+var runStatuses = []string{chain.StatusQueued, chain.StatusRunning, chain.StatusDone, chain.StatusIncomplete, chain.StatusFailed, chain.StatusSkipped}
 
 type requestsListOptions struct {
-	g        *Globals
-	statuses []string
-	limit    int
+	*Globals
+	Statuses []string
+	Limit    int
 }
 
-func newRequestsListCmd(g *Globals) *cobra.Command {
-	o := &requestsListOptions{g: g}
+func newRequestsListCmd(g *Globals, runF func(context.Context, *requestsListOptions) error) *cobra.Command {
+	o := &requestsListOptions{Globals: g}
 	c := &cobra.Command{
 		Use:   "list [--status S…] [--limit N]",
 		Short: "List requests, newest first",
 		Example: `  figsupport requests list
   figsupport requests list --status failed --status incomplete -o json`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runRequestsList(cmd.Context(), o) },
+		Args: argNames(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return runRequestsList(cmd.Context(), o)
+		},
 	}
-	c.Flags().StringSliceVar(&o.statuses, "status", nil, "only these statuses: queued, running, done, incomplete, failed, skipped")
-	c.Flags().IntVar(&o.limit, "limit", 50, "at most this many")
-	_ = c.RegisterFlagCompletionFunc("status", cobra.FixedCompletions([]string{chain.StatusQueued, chain.StatusRunning, chain.StatusDone, chain.StatusIncomplete, chain.StatusFailed, chain.StatusSkipped}, cobra.ShellCompDirectiveNoFileComp))
+	c.Flags().StringSliceVar(&o.Statuses, "status", nil, "only these statuses: queued, running, done, incomplete, failed, skipped")
+	c.Flags().IntVar(&o.Limit, "limit", 50, "at most this many")
+	_ = c.RegisterFlagCompletionFunc("status", cobra.FixedCompletions(runStatuses, cobra.ShellCompDirectiveNoFileComp))
 	return c
 }
 
-// runSummary is one line of `requests list -o json`.
+// runSummary is one line of `requests list -o json`; every key is always present.
 type runSummary struct {
-	ID        int64     `json:"id"`
-	RequestID string    `json:"request_id"`
-	Status    string    `json:"status"`
-	Email     string    `json:"user_email"`
-	Attempts  int       `json:"attempts"`
-	TicketID  string    `json:"ticket_id,omitempty"`
-	LastError string    `json:"last_error,omitempty"`
-	Archived  bool      `json:"archived,omitempty"`
+	ID        int64  `json:"id"`
+	RequestID string `json:"request_id"`
+	Status    string `json:"status"`
+	Email     string `json:"user_email"`
+	Attempts  int    `json:"attempts"`
+	TicketID  string `json:"ticket_id"`
+	LastError string `json:"last_error"`
+	// Failure is the kind of the last failure: input, credentials, rejected (permanent: not
+	// retried automatically), rate_limited, unavailable, or "".
+	Failure   string    `json:"failure"`
+	Archived  bool      `json:"archived"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
 func summarize(r *chain.Run) runSummary {
 	return runSummary{ID: r.ID, RequestID: r.Key, Status: r.Status, Email: r.Email, Attempts: r.Attempts, TicketID: r.TicketID,
-		LastError: r.LastError, Archived: r.Archived, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+		LastError: r.LastError, Failure: string(r.Failure), Archived: r.Archived, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
 }
 
 func runRequestsList(ctx context.Context, o *requestsListOptions) error {
-	g := o.g
-	for _, s := range o.statuses {
-		switch s {
-		case chain.StatusQueued, chain.StatusRunning, chain.StatusDone, chain.StatusIncomplete, chain.StatusFailed, chain.StatusSkipped:
-		default:
-			return usagef("--status %q: want queued, running, done, incomplete, failed or skipped", s)
+	for _, s := range o.Statuses {
+		if !slices.Contains(runStatuses, s) {
+			return fieldErr("--status", "want queued, running, done, incomplete, failed or skipped, not %q", s)
 		}
 	}
-	if o.limit <= 0 {
-		return usagef("--limit must be positive")
+	if o.Limit <= 0 {
+		return fieldErr("--limit", "must be positive")
 	}
-	a, err := openApp(ctx, g, true)
+	a, err := o.OpenApp(ctx, o.Globals, appOptions{noLLM: true, readOnly: true})
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	runs, err := a.journal.List(ctx, o.statuses, o.limit)
+	var j journalReader = a.journal
+	runs, err := j.List(ctx, o.Statuses, o.Limit)
 	if err != nil {
 		return err
 	}
@@ -89,16 +97,16 @@ func runRequestsList(ctx context.Context, o *requestsListOptions) error {
 	for _, r := range runs {
 		out = append(out, summarize(r))
 	}
-	if g.JSON() {
-		return writeJSON(g.Out, struct {
+	if o.JSON() {
+		return writeJSON(o.Out, struct {
 			Requests []runSummary `json:"requests"`
 		}{out})
 	}
 	if len(out) == 0 {
-		g.status("no requests")
+		o.status("no requests")
 		return nil
 	}
-	tw := tabwriter.NewWriter(g.Out, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(o.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tREQUEST ID\tSTATUS\tTRIES\tTICKET\tE-MAIL\tUPDATED\tLAST ERROR")
 	for _, s := range out {
 		st := s.Status
@@ -114,127 +122,156 @@ func runRequestsList(ctx context.Context, o *requestsListOptions) error {
 func decodeResponse(r *chain.Run) (*payload.Response, error) {
 	var resp payload.Response
 	if err := json.Unmarshal(r.Response, &resp); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("stored response of %s: %w", r.Key, err)
 	}
 	return &resp, nil
 }
 
-type requestsShowOptions struct{ g *Globals }
+type requestsShowOptions struct {
+	*Globals
+	ID string
+}
 
-func newRequestsShowCmd(g *Globals) *cobra.Command {
-	o := &requestsShowOptions{g: g}
+func newRequestsShowCmd(g *Globals, runF func(context.Context, *requestsShowOptions) error) *cobra.Command {
+	o := &requestsShowOptions{Globals: g}
 	return &cobra.Command{
 		Use:   "show ID",
 		Short: "Show one request: the payload, each completed step's result, the response",
+		Long: `Shows one request of the journal, by its request id (request_id, or the payload's hash) or by
+its run number (the ID column of requests list).`,
 		Example: `  figsupport requests show demo-modelisation-1
-  figsupport requests show 12 -o json`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error { return runRequestsShow(cmd.Context(), o, args[0]) },
+  figsupport requests show 1 -o json`,
+		Args: argNames("ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.ID = args[0]
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return runRequestsShow(cmd.Context(), o)
+		},
 	}
 }
 
-func getRun(ctx context.Context, a *app, id string) (*chain.Run, error) {
-	run, err := a.journal.Get(ctx, id)
+// runJSON is `requests show -o json`: the journal entry, every key always present (response
+// null until the request has an answer).
+type runJSON struct {
+	runSummary
+	ExpiresAt time.Time                  `json:"expires_at"`
+	Request   json.RawMessage            `json:"request"`
+	Response  json.RawMessage            `json:"response"`
+	Steps     map[string]json.RawMessage `json:"steps"`
+}
+
+func getRun(ctx context.Context, j journalReader, id string) (*chain.Run, error) {
+	run, err := j.Get(ctx, id)
 	if errors.Is(err, chain.ErrRunNotFound) {
-		return nil, usageErr(err)
+		return nil, &usageError{field: "ID", err: fmt.Errorf("request %s: %w", id, chain.ErrRunNotFound)}
 	}
 	return run, err
 }
 
-func runRequestsShow(ctx context.Context, o *requestsShowOptions, id string) error {
-	g := o.g
-	a, err := openApp(ctx, g, true)
+func runRequestsShow(ctx context.Context, o *requestsShowOptions) error {
+	a, err := o.OpenApp(ctx, o.Globals, appOptions{noLLM: true, readOnly: true})
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	run, err := getRun(ctx, a, id)
+	run, err := getRun(ctx, a.journal, o.ID)
 	if err != nil {
 		return err
 	}
-	if g.JSON() {
-		return writeJSON(g.Out, run)
-	}
 	s := summarize(run)
-	fmt.Fprintf(g.Out, "request %s (run %d): %s after %d attempt(s)\n", run.Key, run.ID, run.Status, run.Attempts)
-	if run.Archived {
-		fmt.Fprintln(g.Out, "  replaced by a newer run of the same key")
+	if o.JSON() {
+		out := runJSON{runSummary: s, ExpiresAt: run.ExpiresAt, Request: run.Request, Response: run.Response, Steps: run.Steps}
+		if len(out.Response) == 0 {
+			out.Response = json.RawMessage("null")
+		}
+		if out.Steps == nil {
+			out.Steps = map[string]json.RawMessage{}
+		}
+		return writeJSON(o.Out, out)
 	}
-	fmt.Fprintf(g.Out, "  from:     %s\n  received: %s\n  updated:  %s\n", run.Email, run.CreatedAt.Format(time.RFC3339), run.UpdatedAt.Format(time.RFC3339))
+	fmt.Fprintf(o.Out, "request %s (run %d): %s after %d attempt(s)\n", run.Key, run.ID, run.Status, run.Attempts)
+	if run.Archived {
+		fmt.Fprintln(o.Out, "  replaced by a newer run of the same key")
+	}
+	fmt.Fprintf(o.Out, "  from:     %s\n  received: %s\n  updated:  %s\n", run.Email, run.CreatedAt.Format(time.RFC3339), run.UpdatedAt.Format(time.RFC3339))
 	if s.LastError != "" {
-		fmt.Fprintf(g.Out, "  error:    %s\n", s.LastError)
+		fmt.Fprintf(o.Out, "  error:    %s\n", s.LastError)
 	}
 	for _, name := range chain.Steps {
 		if raw, ok := run.Steps[name]; ok {
-			fmt.Fprintf(g.Out, "  step %-13s %s\n", name+":", text.Truncate(text.OneLine(string(raw)), 100))
+			fmt.Fprintf(o.Out, "  step %-13s %s\n", name+":", text.Truncate(text.OneLine(string(raw)), 100))
 		}
 	}
-	if resp, err := decodeResponse(run); err == nil && len(run.Response) > 0 {
-		fmt.Fprintf(g.Out, "  answer:   %s\n", resp.Message)
+	if len(run.Response) > 0 {
+		if resp, err := decodeResponse(run); err == nil {
+			fmt.Fprintf(o.Out, "  answer:   %s\n", headline(resp))
+		}
 	}
 	return nil
 }
 
 type requestsRetryOptions struct {
-	g      *Globals
-	failed bool
+	*Globals
+	ID     string
+	Failed bool
 }
 
-func newRequestsRetryCmd(g *Globals) *cobra.Command {
-	o := &requestsRetryOptions{g: g}
+func newRequestsRetryCmd(g *Globals, runF func(context.Context, *requestsRetryOptions) error) *cobra.Command {
+	o := &requestsRetryOptions{Globals: g}
 	c := &cobra.Command{
 		Use:   "retry [ID | --failed]",
 		Short: "Resume a request that failed or is incomplete, or all of them",
 		Long: `Resumes requests from the journal: each skips the steps it had completed. With --failed, every
-failed, incomplete or abandoned (queued or running, left by a process that died) request is resumed, whatever its
-number of attempts. A request already done is answered from the journal and nothing is done again.
-Requests run several at a time (FIGSUPPORT_WORKERS), one per contact at a time, in arrival order.
-Exit 1 when a request still fails.`,
+failed, incomplete or abandoned (queued or running, left by a process that died) request is resumed,
+whatever its number of attempts or its kind of failure, except those another live process is working on.
+Requests run several at a time (FIGSUPPORT_WORKERS), one per contact at a time, in arrival order. A
+request already done is answered from the journal and nothing is done again.
+Exit 1 when a request still fails. On a terminal, a progress bar counts the requests.`,
 		Example: `  figsupport requests retry demo-modelisation-1
   figsupport requests retry --failed -o json`,
-		Args: cobra.MaximumNArgs(1),
+		Args: argNames("ID?"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if (len(args) == 1) == o.failed {
-				return usagef("give a request ID or --failed")
-			}
-			id := ""
 			if len(args) == 1 {
-				id = args[0]
+				o.ID = args[0]
 			}
-			return runRequestsRetry(cmd.Context(), o, id)
+			if (o.ID != "") == o.Failed {
+				return usagef("give a request ID or --failed, not both")
+			}
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return runRequestsRetry(cmd.Context(), o)
 		},
 	}
-	c.Flags().BoolVar(&o.failed, "failed", false, "resume every unfinished request")
+	c.Flags().BoolVar(&o.Failed, "failed", false, "resume every unfinished request")
 	return c
 }
 
+// retryResult is one request of `requests retry -o json`: response null when it failed, error ""
+// when it did not.
 type retryResult struct {
 	ID       int64             `json:"id"`
 	Request  string            `json:"request_id"`
-	Response *payload.Response `json:"response,omitempty"`
-	Error    string            `json:"error,omitempty"`
+	Response *payload.Response `json:"response"`
+	Error    string            `json:"error"`
 }
 
-func runRequestsRetry(ctx context.Context, o *requestsRetryOptions, id string) error {
-	g := o.g
-	a, err := openApp(ctx, g, false)
+func runRequestsRetry(ctx context.Context, o *requestsRetryOptions) error {
+	a, err := o.OpenApp(ctx, o.Globals, appOptions{readOnly: o.DryRun})
 	if err != nil {
 		return err
 	}
 	defer a.Close()
 	var runs []*chain.Run
-	if id != "" {
-		run, err := getRun(ctx, a, id)
+	if o.ID != "" {
+		run, err := getRun(ctx, a.journal, o.ID)
 		if err != nil {
 			return err
 		}
-		if run.Archived {
-			return usagef("run %d (%s) was replaced by a newer run of the same key; use process --force to run its payload again", run.ID, run.Key)
-		}
 		runs = []*chain.Run{run}
 	} else {
-		// Every unfinished request, permanent failures included (a person asked), except those
-		// another live process is working on.
 		all, err := a.journal.Pending(ctx, 10000)
 		if err != nil {
 			return err
@@ -245,45 +282,52 @@ func runRequestsRetry(ctx context.Context, o *requestsRetryOptions, id string) e
 			}
 		}
 	}
-	if g.DryRun {
-		var keys []string
-		for _, r := range runs {
-			keys = append(keys, r.Key)
+	if o.DryRun {
+		return planRetry(ctx, o, a.journal, runs)
+	}
+	for _, r := range runs {
+		if r.Archived {
+			return usagef("run %d (%s) was replaced by a newer run of the same key; use process --force to run its payload again", r.ID, r.Key)
 		}
-		return dryRun(g, fmt.Sprintf("resume %d request(s): %s", len(runs), strings.Join(keys, ", ")))
 	}
-	// Runs go through a pool: several at once (one per contact at a time, in arrival order), all
-	// sharing this process's client-side rate limiters.
+	var bar interface{ Add(int) error }
+	if len(runs) > 1 && o.progressOn() {
+		b := newBar(o.ErrOut, int64(len(runs)), "retrying", false)
+		defer func() { _ = b.Finish() }()
+		bar = b
+	}
+	// The runs go through a pool: several at once (one per contact at a time, in arrival order),
+	// all sharing this process's client-side rate limiters.
 	pl := worker.New(a.chain(), a.journal, worker.Config{Workers: a.s.workers, MaxBacklog: len(runs) + 1, SweepEvery: -1,
-		Log: g.Log, Done: func(o worker.Outcome) { a.cleanSpool(o, g.Log) }})
+		Log: o.Log, Done: func(out worker.Outcome) {
+			a.cleanSpool(out, o.Log)
+			if bar != nil {
+				_ = bar.Add(1)
+			}
+		}})
 	pl.Start()
-	type pending struct {
-		run *chain.Run
-		job *worker.Job
-		err error
-	}
-	jobs := make([]pending, len(runs))
+	jobs := make([]*worker.Job, len(runs))
+	errs := make([]error, len(runs))
 	for i, r := range runs {
-		jobs[i].run = r
-		jobs[i].job, jobs[i].err = pl.Resume(r)
+		jobs[i], errs[i] = pl.Resume(r)
 	}
 	results := make([]retryResult, 0, len(runs))
 	failed := 0
-	for _, p := range jobs {
-		res := retryResult{ID: p.run.ID, Request: p.run.Key}
+	for i, r := range runs {
+		res := retryResult{ID: r.ID, Request: r.Key}
 		var resp *payload.Response
-		err := p.err
+		err := errs[i]
 		if err == nil {
 			select {
-			case <-p.job.Done():
-				resp, err = p.job.Result()
+			case <-jobs[i].Done():
+				resp, err = jobs[i].Result()
 			case <-ctx.Done():
 				err = ctx.Err()
 			}
 		}
 		switch {
 		case err != nil:
-			res.Error = g.Values.Redact(err.Error())
+			res.Error = o.Values.Redact(err.Error())
 			failed++
 		default:
 			res.Response = resp
@@ -296,8 +340,8 @@ func runRequestsRetry(ctx context.Context, o *requestsRetryOptions, id string) e
 	if err := pl.Shutdown(ctx); err != nil {
 		return err
 	}
-	if g.JSON() {
-		if err := writeJSON(g.Out, struct {
+	if o.JSON() {
+		if err := writeJSON(o.Out, struct {
 			Retried []retryResult `json:"retried"`
 			Failed  int           `json:"failed"`
 		}{results, failed}); err != nil {
@@ -305,14 +349,18 @@ func runRequestsRetry(ctx context.Context, o *requestsRetryOptions, id string) e
 		}
 	} else {
 		if len(results) == 0 {
-			g.status("nothing to retry")
+			o.status("nothing to retry")
 		}
 		for _, r := range results {
 			switch {
 			case r.Error != "":
-				fmt.Fprintf(g.Out, "%s: still failing: %s\n", r.Request, r.Error)
+				fmt.Fprintf(o.Out, "%s: still failing: %s\n", r.Request, r.Error)
+			case r.Response.Replayed:
+				fmt.Fprintf(o.Out, "%s: done already, nothing done again (ticket %s)\n", r.Request, r.Response.TicketID)
+			case r.Response.Status == payload.StatusIncomplete:
+				fmt.Fprintf(o.Out, "%s: still incomplete (ticket %s): %s\n", r.Request, r.Response.TicketID, strings.Join(r.Response.Warnings, "; "))
 			default:
-				fmt.Fprintf(g.Out, "%s: %s\n", r.Request, r.Response.Message)
+				fmt.Fprintf(o.Out, "%s: finished (ticket %s)\n", r.Request, r.Response.TicketID)
 			}
 		}
 	}
@@ -320,4 +368,41 @@ func runRequestsRetry(ctx context.Context, o *requestsRetryOptions, id string) e
 		return silentError{ExitFailed}
 	}
 	return nil
+}
+
+// planRetry says, for each request, what a retry would do: replay a finished one, resume an
+// unfinished one after the steps it completed.
+func planRetry(ctx context.Context, o *requestsRetryOptions, j journalReader, runs []*chain.Run) error {
+	steps := []string{}
+	for _, r := range runs {
+		if len(r.Steps) == 0 && !r.Archived {
+			// A listed run comes without its steps.
+			full, err := currentRun(ctx, j, r.Key)
+			if err != nil {
+				return err
+			}
+			if full != nil {
+				r = full
+			}
+		}
+		switch {
+		case r.Archived:
+			return usagef("run %d (%s) was replaced by a newer run of the same key; use process --force to run its payload again", r.ID, r.Key)
+		case chain.Finished(r.Status):
+			steps = append(steps, fmt.Sprintf("answer request %s from the journal: done already, nothing done again", r.Key))
+		default:
+			done := []string{}
+			for _, name := range chain.Steps {
+				if _, ok := r.Steps[name]; ok {
+					done = append(done, name)
+				}
+			}
+			after := "from the start"
+			if len(done) > 0 {
+				after = "after " + strings.Join(done, ", ")
+			}
+			steps = append(steps, fmt.Sprintf("resume request %s (%s, %d attempt(s)) %s", r.Key, r.Status, r.Attempts, after))
+		}
+	}
+	return printSteps(o.Globals, steps)
 }

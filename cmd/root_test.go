@@ -3,6 +3,7 @@ package cmd
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -83,15 +84,23 @@ func TestClassifyJSONContract(t *testing.T) {
 	}
 }
 
-func TestErrorsAsJSONOnStderr(t *testing.T) {
+// With -o json, a failure is one JSON object on stdout (the answer), naming the field; stderr
+// says nothing more.
+func TestErrorsAsJSONOnStdout(t *testing.T) {
 	g, out, errb := newTestGlobals(t, map[string]string{"FIGSUPPORT_DATA_DIR": t.TempDir()})
 	g.In = strings.NewReader(`{"user_email":"not-an-address","objet":"x"}`)
 	code := Run(context.Background(), g, []string{"process", "-o", "json", "-"})
-	if code != ExitUsage || out.Len() != 0 {
-		t.Fatalf("exit %d, stdout %q", code, out)
+	if code != ExitUsage || errb.Len() != 0 {
+		t.Fatalf("exit %d, stderr %q", code, errb)
 	}
-	if !strings.Contains(errb.String(), `"field":"user_email"`) || !strings.Contains(errb.String(), `"exit_code":2`) {
-		t.Fatalf("stderr = %q", errb)
+	var e errorJSON
+	dec := json.NewDecoder(out)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&e); err != nil || dec.More() {
+		t.Fatalf("stdout is not one JSON error: %v\n%s", err, out)
+	}
+	if e.Field != "user_email" || e.ExitCode != 2 || !strings.Contains(e.Error, "user_email") {
+		t.Fatalf("error = %+v", e)
 	}
 }
 

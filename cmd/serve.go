@@ -40,7 +40,7 @@ Unfinished requests in the journal are resumed at start and retried with backoff
 stops it gracefully: no new request is taken, the ones in flight finish.`,
 		Example: `  figsupport serve
   FIGSUPPORT_WEBHOOK_SECRET=whsec_… figsupport serve --addr :5000`,
-		Args: cobra.NoArgs,
+		Args: argNames(),
 		RunE: func(cmd *cobra.Command, _ []string) error { return runServe(cmd.Context(), o, nil) },
 	}
 	c.Flags().StringVar(&o.addr, "addr", "", "listen address (FIGSUPPORT_ADDR; default :5000)")
@@ -88,7 +88,7 @@ func runServe(ctx context.Context, o *serveOptions, ready chan<- string) error {
 		return &config.Error{Key: "FIGSUPPORT_TRUSTED_PROXIES", Msg: err.Error()}
 	}
 	if g.DryRun {
-		return dryRun(g, fmt.Sprintf("serve POST /webhook/request on %s (%s mode)", net.JoinHostPort(host, port), mode))
+		return printSteps(g, []string{fmt.Sprintf("serve POST /webhook/request and /webhook/email on %s (%s mode)", net.JoinHostPort(host, port), mode)})
 	}
 
 	// The metrics come first: the service clients and the chain report to them. Their gauges read
@@ -104,7 +104,7 @@ func runServe(ctx context.Context, o *serveOptions, ready chan<- string) error {
 			return st.OldestPending, err
 		},
 	})
-	a, err = openAppWith(ctx, g, appOptions{spool: true, metrics: m})
+	a, err = g.OpenApp(ctx, g, appOptions{spool: true, metrics: m})
 	if err != nil {
 		return err
 	}
@@ -116,7 +116,7 @@ func runServe(ctx context.Context, o *serveOptions, ready chan<- string) error {
 		level = slog.LevelDebug
 	}
 	var h slog.Handler = slog.NewJSONHandler(g.ErrOut, &slog.HandlerOptions{Level: level})
-	if isTTY(g.ErrOut) {
+	if g.Terminal(g.ErrOut) {
 		h = slog.NewTextHandler(g.ErrOut, &slog.HandlerOptions{Level: level})
 	}
 	log := slog.New(h)

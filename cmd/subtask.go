@@ -12,15 +12,15 @@ import (
 )
 
 func newSubtaskCmd(g *Globals) *cobra.Command {
-	c := &cobra.Command{Use: "subtask", Short: "Create or update a modelling subtask under the configured parent"}
-	c.AddCommand(newSubtaskCreateCmd(g), newSubtaskUpdateCmd(g))
-	return c
+	return newGroupCmd("subtask", "Create or update a modelling subtask under the configured parent",
+		newSubtaskCreateCmd(g, nil), newSubtaskUpdateCmd(g, nil))
 }
 
 type subtaskOptions struct {
-	g                 *Globals
-	name, description string
-	replace           bool
+	*Globals
+	ID                string // update: the subtask; empty for create
+	Name, Description string
+	Replace           bool
 }
 
 // descriptionReplacer replaces a subtask's description instead of appending to it.
@@ -28,89 +28,96 @@ type descriptionReplacer interface {
 	UpdateDescription(ctx context.Context, id, markdown string) (chain.Subtask, error)
 }
 
-func newSubtaskCreateCmd(g *Globals) *cobra.Command {
-	o := &subtaskOptions{g: g}
+func newSubtaskCreateCmd(g *Globals, runF func(context.Context, *subtaskOptions) error) *cobra.Command {
+	o := &subtaskOptions{Globals: g}
 	c := &cobra.Command{
 		Use:     "create --name N [--description D]",
 		Short:   "Create a subtask (markdown description)",
-		Example: `  figsupport subtask create --name "[MODELISATION] Jean Dupont — chaise" --description "Photos dans le ticket #12345"`,
-		Args:    cobra.NoArgs,
+		Example: `  figsupport subtask create --name "[MODELISATION] Jean Dupont — chaise" --description "Photos dans le ticket #1"`,
+		Args:    argNames(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runSubtask(cmd.Context(), o, "")
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return runSubtask(cmd.Context(), o)
 		},
 	}
-	c.Flags().StringVar(&o.name, "name", "", "subtask name (required)")
-	c.Flags().StringVar(&o.description, "description", "", "markdown description")
+	c.Flags().StringVar(&o.Name, "name", "", "subtask name (required)")
+	c.Flags().StringVar(&o.Description, "description", "", "markdown description")
 	_ = c.MarkFlagRequired("name")
 	return c
 }
 
-func newSubtaskUpdateCmd(g *Globals) *cobra.Command {
-	o := &subtaskOptions{g: g}
+func newSubtaskUpdateCmd(g *Globals, runF func(context.Context, *subtaskOptions) error) *cobra.Command {
+	o := &subtaskOptions{Globals: g}
 	c := &cobra.Command{
 		Use:   "update ID --description D",
 		Short: "Append to a subtask's description (earlier content is kept), or replace it",
-		Example: `  figsupport subtask update 86c7r48hb --description "Le client a envoyé la vue de dos"
-  figsupport subtask update 86c7r48hb --replace --description "Description refaite"`,
-		Args: cobra.ExactArgs(1),
+		Example: `  figsupport subtask update 1 --description "Le client a envoyé la vue de dos"
+  figsupport subtask update 1 --replace --description "Description refaite"`,
+		Args: argNames("ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runSubtask(cmd.Context(), o, args[0])
+			o.ID = args[0]
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return runSubtask(cmd.Context(), o)
 		},
 	}
-	c.Flags().StringVar(&o.description, "description", "", "markdown to append (required)")
-	c.Flags().BoolVar(&o.replace, "replace", false, "replace the description instead of appending")
+	c.Flags().StringVar(&o.Description, "description", "", "markdown to append (required)")
+	c.Flags().BoolVar(&o.Replace, "replace", false, "replace the description instead of appending")
 	_ = c.MarkFlagRequired("description")
 	return c
 }
 
-// runSubtask creates a subtask, or appends to subtask id when id is set.
-func runSubtask(ctx context.Context, o *subtaskOptions, id string) error {
-	g := o.g
-	if id == "" && strings.TrimSpace(o.name) == "" {
-		return usagef("--name must not be empty")
+// runSubtask creates a subtask, or appends to (replaces) subtask o.ID when it is set.
+func runSubtask(ctx context.Context, o *subtaskOptions) error {
+	if o.ID == "" && strings.TrimSpace(o.Name) == "" {
+		return fieldErr("--name", "must not be empty")
 	}
-	if id != "" && strings.TrimSpace(o.description) == "" {
-		return usagef("--description must not be empty")
+	if o.ID != "" && strings.TrimSpace(o.Description) == "" {
+		return fieldErr("--description", "must not be empty")
 	}
-	if g.DryRun {
-		if id == "" {
-			return dryRun(g, fmt.Sprintf("create subtask %q", o.name))
-		}
-		if o.replace {
-			return dryRun(g, "replace the description of subtask "+id)
-		}
-		return dryRun(g, "append to the description of subtask "+id)
-	}
-	a, err := openApp(ctx, g, true)
+	a, err := o.OpenApp(ctx, o.Globals, appOptions{noLLM: true, readOnly: o.DryRun})
 	if err != nil {
 		return err
 	}
 	defer a.Close()
+	if o.DryRun {
+		switch {
+		case o.ID == "":
+			return printSteps(o.Globals, []string{fmt.Sprintf("create subtask %q in %s", strings.TrimSpace(o.Name), a.target("tasks"))})
+		case o.Replace:
+			return printSteps(o.Globals, []string{fmt.Sprintf("replace the description of subtask %s in %s (the subtask is looked up when it is changed)", o.ID, a.target("tasks"))})
+		}
+		return printSteps(o.Globals, []string{fmt.Sprintf("append to the description of subtask %s in %s (the subtask is looked up when it is changed)", o.ID, a.target("tasks"))})
+	}
 	var st chain.Subtask
-	if id == "" {
-		st, err = a.tasks.CreateSubtask(ctx, chain.SubtaskInput{Name: strings.TrimSpace(o.name), Markdown: o.description})
-	} else if o.replace {
+	switch {
+	case o.ID == "":
+		st, err = a.tasks.CreateSubtask(ctx, chain.SubtaskInput{Name: strings.TrimSpace(o.Name), Markdown: o.Description})
+	case o.Replace:
 		r, ok := a.tasks.(descriptionReplacer)
 		if !ok {
 			return errors.New("this task tracker cannot replace a description")
 		}
-		st, err = r.UpdateDescription(ctx, id, o.description)
-	} else {
-		st, err = a.tasks.AppendSubtask(ctx, id, o.description, "")
+		st, err = r.UpdateDescription(ctx, o.ID, o.Description)
+	default:
+		st, err = a.tasks.AppendSubtask(ctx, o.ID, o.Description, "")
 	}
 	if errors.Is(err, chain.ErrNotFound) {
-		return usagef("subtask %s: %v", id, err)
+		return notFound("ID", "subtask", o.ID)
 	}
 	if err != nil {
 		return err
 	}
-	if g.JSON() {
-		return writeJSON(g.Out, st)
+	if o.JSON() {
+		return writeJSON(o.Out, st)
 	}
 	verb := "created"
-	if id != "" {
+	if o.ID != "" {
 		verb = "updated"
 	}
-	fmt.Fprintf(g.Out, "subtask %s %s %s\n", st.ID, verb, st.URL)
+	fmt.Fprintf(o.Out, "subtask %s %s %s\n", st.ID, verb, st.URL)
 	return nil
 }

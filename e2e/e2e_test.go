@@ -126,15 +126,18 @@ func TestBadPayloads(t *testing.T) {
 			if r.code != 2 {
 				t.Fatalf("exit %d, want 2; stderr %s", r.code, r.stderr)
 			}
-			if r.stdout != "" {
-				t.Errorf("stdout = %q, want nothing", r.stdout)
+			if r.stderr != "" {
+				t.Errorf("stderr = %q, want nothing: the error is the JSON answer", r.stderr)
 			}
 			var e struct {
-				Error string `json:"error"`
-				Field string `json:"field"`
+				Error    string `json:"error"`
+				Field    string `json:"field"`
+				ExitCode int    `json:"exit_code"`
 			}
-			if err := json.Unmarshal([]byte(r.stderr), &e); err != nil {
-				t.Fatalf("stderr is not one JSON error: %q", r.stderr)
+			dec := json.NewDecoder(strings.NewReader(r.stdout))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&e); err != nil || dec.More() || e.ExitCode != 2 {
+				t.Fatalf("stdout is not one JSON error: %q", r.stdout)
 			}
 			if e.Field != field || e.Error == "" || (field != "" && !strings.Contains(e.Error, field)) {
 				t.Errorf("error = %+v, want it to name field %q", e, field)
@@ -161,6 +164,14 @@ func TestExitCodes(t *testing.T) {
 		{"missing explicit env file", nil, []string{"--env-file", "nope.env", "classify", "testdata/payloads/support.json"}, 4},
 		{"ticket find with no ticket", nil, []string{"ticket", "find", "--email", "nobody@example.com"}, 0},
 		{"closing an unknown ticket", nil, []string{"ticket", "close", "999"}, 2},
+		{"missing required flag", nil, []string{"ticket", "find"}, 2},
+		{"too many arguments", nil, []string{"requests", "show", "1", "2"}, 2},
+		{"flag-group violation", nil, []string{"note", "--body", "x"}, 2},
+		{"missing id", nil, []string{"requests", "show"}, 2},
+		{"unknown command", nil, []string{"nope"}, 2},
+		{"unknown completion shell", nil, []string{"completion", "tcsh"}, 2},
+		{"dry run of a missing upload", nil, []string{"--dry-run", "upload", "/nonexistent"}, 2},
+		{"version", nil, []string{"--version"}, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -39,7 +39,7 @@ type Key struct {
 
 // Keys is every key figsupport reads, in the order of .env.example and the README.
 var Keys = []Key{
-	{Name: "FIGSUPPORT_DATA_DIR", Group: "general", Doc: "data dir: SQLite journal and embedded backends, files, outbox, locks (default $XDG_DATA_HOME/figsupport, else ~/.local/share/figsupport)"},
+	{Name: "FIGSUPPORT_DATA_DIR", Group: "general", Doc: "data dir: SQLite journal and embedded backends, files, outbox, locks (default $XDG_DATA_HOME/figsupport, else ~/.local/share/figsupport; an empty value is no value; deployed, --data-dir /var/lib/figsupport decides)"},
 	{Name: "FIGSUPPORT_THREAD_WINDOW", Group: "general", Default: "14d", Doc: "a follow-up joins the contact's open ticket active this recently (measured at received_at); units d, h, m, s"},
 	{Name: "FIGSUPPORT_KEY_TTL", Group: "general", Default: "7d", Doc: "how long an explicit request_id is remembered for idempotency"},
 	{Name: "FIGSUPPORT_HASH_TTL", Group: "general", Default: "24h", Doc: "how long a payload hash (no request_id) is remembered"},
@@ -49,7 +49,7 @@ var Keys = []Key{
 	{Name: "FIGSUPPORT_FETCH_TIMEOUT", Group: "general", Default: "10m", Doc: "whole download of one file URL, body included"},
 	{Name: "FIGSUPPORT_FETCH_HEADER_TIMEOUT", Group: "general", Default: "30s", Doc: "until a file URL's response headers"},
 	{Name: "FIGSUPPORT_FETCH_MAX_REDIRECTS", Group: "general", Default: "5", Doc: "redirects followed when fetching a file URL, each re-checked"},
-	{Name: "FIGSUPPORT_MAX_BODY_BYTES", Group: "general", Default: "1048576", Doc: "size cap of a JSON request"},
+	{Name: "FIGSUPPORT_MAX_BODY_BYTES", Group: "general", Default: "1048576", Doc: "size cap of a JSON request, on the command line as in the daemon"},
 
 	{Name: "FIGSUPPORT_ADDR", Group: "serve", Default: ":5000", Doc: "serve: listen address; without FIGSUPPORT_WEBHOOK_SECRET or FIGSUPPORT_WEBHOOK_TOKEN only loopback is used"},
 	{Name: "FIGSUPPORT_WEBHOOK_SECRET", Group: "serve", Secret: true, Doc: "serve: Standard Webhooks signing secret (whsec_…): requests must carry a valid webhook-signature"},
@@ -139,7 +139,7 @@ type Lookup func(key string) (string, bool)
 // Values are the resolved keys.
 type Values struct {
 	get  Lookup
-	errs []error
+	errs []*Error
 }
 
 // New reads through get; unknown keys are a programming error and panic in tests.
@@ -169,8 +169,15 @@ func (v *Values) Set(name string) bool {
 	return ok && strings.TrimSpace(s) != ""
 }
 
+// fail records a problem once: a key read twice with the same bad value is one problem.
 func (v *Values) fail(name, format string, args ...any) {
-	v.errs = append(v.errs, &Error{Key: name, Msg: fmt.Sprintf(format, args...)})
+	e := &Error{Key: name, Msg: fmt.Sprintf(format, args...)}
+	for _, old := range v.errs {
+		if *old == *e {
+			return
+		}
+	}
+	v.errs = append(v.errs, e)
 }
 
 // Int is a positive integer key.
@@ -305,7 +312,25 @@ func (v *Values) Require(name, why string) {
 }
 
 // Err is every problem found so far, joined, or nil.
-func (v *Values) Err() error { return errors.Join(v.errs...) }
+func (v *Values) Err() error { return join(v.errs) }
+
+// Mark is how many problems were found so far; ErrSince(mark) is those found after it, so that
+// one part of the wiring fails on its own keys only (doctor reports each part separately).
+func (v *Values) Mark() int { return len(v.errs) }
+
+// ErrSince is every problem found after mark (see Mark), joined, or nil.
+func (v *Values) ErrSince(mark int) error { return join(v.errs[min(mark, len(v.errs)):]) }
+
+// Errors is every problem found so far, each naming its key, in the order found.
+func (v *Values) Errors() []*Error { return slices.Clone(v.errs) }
+
+func join(errs []*Error) error {
+	all := make([]error, len(errs))
+	for i, e := range errs {
+		all[i] = e
+	}
+	return errors.Join(all...)
+}
 
 // Redact replaces every secret's value in s by "***", for messages that might echo configuration.
 func (v *Values) Redact(s string) string {

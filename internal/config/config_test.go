@@ -171,3 +171,35 @@ func TestREADMEConfigTable(t *testing.T) {
 		t.Fatal("README.md's configuration table is stale: run go test ./internal/config -update")
 	}
 }
+
+// Each part of the wiring sees its own problems (Mark, ErrSince); a key read twice with the same
+// bad value is one problem; Errors lists them all, each naming its key.
+func TestErrorsByPart(t *testing.T) {
+	v := New(func(k string) (string, bool) {
+		switch k {
+		case "FIGSUPPORT_MAX_FILES":
+			return "many", true
+		case "SMTP_PORT":
+			return "x", true
+		}
+		return "", false
+	})
+	v.Int("FIGSUPPORT_MAX_FILES")
+	v.Int("FIGSUPPORT_MAX_FILES")
+	mark := v.Mark()
+	if err := v.ErrSince(mark); err != nil {
+		t.Fatalf("nothing since the mark, got %v", err)
+	}
+	v.Int("SMTP_PORT")
+	var ce *Error
+	if err := v.ErrSince(mark); !errors.As(err, &ce) || ce.Key != "SMTP_PORT" || strings.Contains(err.Error(), "FIGSUPPORT_MAX_FILES") {
+		t.Fatalf("ErrSince = %v, want SMTP_PORT only", err)
+	}
+	all := v.Errors()
+	if len(all) != 2 || all[0].Key != "FIGSUPPORT_MAX_FILES" || all[1].Key != "SMTP_PORT" {
+		t.Fatalf("Errors = %v", all)
+	}
+	if !errors.Is(v.Err(), ErrConfig) {
+		t.Fatal("Err is not a configuration error")
+	}
+}

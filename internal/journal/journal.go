@@ -116,6 +116,33 @@ func Open(ctx context.Context, db *sql.DB, lockDir string) (*Journal, error) {
 	return j, nil
 }
 
+// OpenReadOnly opens the journal of a database opened read-only (dry runs, `requests list`): no
+// migration, no owner lock file, no lease renewal; it can read, and every write fails. The schema
+// must be the one this binary writes (a database of an older version is migrated by a run that
+// writes first).
+func OpenReadOnly(ctx context.Context, db *sql.DB) (*Journal, error) {
+	var v int
+	err := db.QueryRowContext(ctx, `SELECT version FROM schema_migrations WHERE component = 'journal'`).Scan(&v)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		v = 0
+	case err != nil:
+		return nil, fmt.Errorf("journal: read the schema version: %w", err)
+	}
+	if v != len(migrations) {
+		if v != 0 {
+			return nil, fmt.Errorf("journal: the database's schema is version %d, this binary's %d: run a command that writes first", v, len(migrations))
+		}
+		// An empty database (a dry run's in-memory one): create the tables in it.
+		if err := sqlite.Migrate(ctx, db, "journal", migrations); err != nil {
+			return nil, err
+		}
+	}
+	done := make(chan struct{})
+	close(done)
+	return &Journal{db: db, lease: DefaultLease, clock: time.Now, inflight: map[string]*keyLock{}, stop: make(chan struct{}), done: done}, nil
+}
+
 func ownerFile(owner string) string { return "owner-" + owner + ".lock" }
 
 // Close stops renewing leases, releases the runs this journal still holds (so that another
@@ -128,6 +155,9 @@ func (j *Journal) Close() error {
 	}
 	close(j.stop)
 	<-j.done
+	if j.ownerFL == nil { // read-only
+		return nil
+	}
 	_, err := j.db.ExecContext(context.Background(), `UPDATE requests SET owner = '', lease_until = 0
 		WHERE owner = ? AND status IN (?, ?)`, j.owner, chain.StatusQueued, chain.StatusRunning)
 	j.ownerFL.release()

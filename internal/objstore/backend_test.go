@@ -224,5 +224,33 @@ func TestS3Check(t *testing.T) {
 		if r := m["bucket reachable"]; r.Status != health.Fail || !strings.Contains(r.Detail, "cannot reach the endpoint") {
 			t.Fatalf("%+v", r)
 		}
+		// Links into a bucket nobody reaches are not "ok".
+		if p := m["public URL"]; p.Status != health.Skip {
+			t.Fatalf("public URL while the bucket is unreachable: %+v", p)
+		}
+		if p := checks(b.CheckReadOnly(ctx))["public URL"]; p.Status != health.Skip {
+			t.Fatalf("public URL (read-only) while the bucket is unreachable: %+v", p)
+		}
 	})
+}
+
+func TestLocalCheckReadOnlyWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	l, err := NewLocal(LocalConfig{DataDir: dir, PublicBaseURL: "https://files.example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := l.CheckReadOnly(ctx); len(c) != 1 || c[0].Status != health.OK || !strings.Contains(c[0].Detail, "does not exist yet") {
+		t.Fatalf("before any upload: %+v", c)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("read-only check wrote %v", entries)
+	}
+	if c := l.Check(ctx); c[0].Status != health.OK {
+		t.Fatalf("check: %+v", c)
+	}
+	if c := l.CheckReadOnly(ctx); c[0].Status != health.OK || !strings.Contains(c[0].Detail, "files are stored under") {
+		t.Fatalf("after the probe: %+v", c)
+	}
 }

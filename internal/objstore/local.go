@@ -160,6 +160,30 @@ func (l *Local) Check(ctx context.Context) []health.Check {
 	return []health.Check{c}
 }
 
+// CheckReadOnly is Check without the probe file (`doctor --dry-run` writes nothing): the files
+// directory is looked at, not written to.
+func (l *Local) CheckReadOnly(ctx context.Context) []health.Check {
+	c := health.Check{Service: "files", Name: "local directory"}
+	st, err := os.Stat(l.root)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		c.Status, c.Detail = health.OK, l.root+" does not exist yet: the first upload creates it (write not probed: --dry-run)"
+	case err != nil:
+		c.Status, c.Detail = health.Fail, fmt.Sprintf("cannot look at %s: %v", l.root, err)
+		return []health.Check{c}
+	case !st.IsDir():
+		c.Status, c.Detail = health.Fail, l.root+" is not a directory (set FIGSUPPORT_DATA_DIR to a writable directory)"
+		return []health.Check{c}
+	default:
+		c.Status, c.Detail = health.OK, "files are stored under "+l.root+" (write not probed: --dry-run)"
+	}
+	if l.base == "" {
+		c.Detail += "; their URLs are file:// links, readable on this machine only (set FILES_PUBLIC_BASE_URL, or configure R2)"
+		c.Status = health.Warn
+	}
+	return []health.Check{c}
+}
+
 // ctxReader stops a long copy when the context ends.
 type ctxReader struct {
 	ctx context.Context

@@ -212,7 +212,7 @@ func (s *S3) check(ctx context.Context, probeWrite bool) []health.Check {
 		} else {
 			reach.Status, reach.Detail = health.OK, fmt.Sprintf("bucket %q at %s (write not probed: --dry-run)", s.cfg.Bucket, s.cfg.Endpoint)
 		}
-		return append(out, reach, s.publicCheck())
+		return append(out, reach, s.publicCheck(headErr == nil))
 	}
 
 	write := health.Check{Service: "r2", Name: "bucket writable"}
@@ -244,11 +244,17 @@ func (s *S3) check(ctx context.Context, probeWrite bool) []health.Check {
 	default:
 		reach.Status, reach.Detail = health.Fail, describeS3Error(headErr, s.cfg.Bucket).Error()
 	}
-	return append(out, reach, write, s.publicCheck())
+	return append(out, reach, write, s.publicCheck(headErr == nil || putErr == nil))
 }
 
-func (s *S3) publicCheck() health.Check {
+// publicCheck says where files are published; it says nothing is fine while the bucket itself is
+// not (bucketOK false): links to a bucket nobody reaches lead nowhere.
+func (s *S3) publicCheck(bucketOK bool) health.Check {
 	pub := health.Check{Service: "r2", Name: "public URL"}
+	if !bucketOK {
+		pub.Status, pub.Detail = health.Skip, "not checked: the bucket failed its check above"
+		return pub
+	}
 	if s.base == "" {
 		pub.Status, pub.Detail = health.Warn, "R2_PUBLIC_URL is not set: stored links point at the S3 API and are not readable without credentials; enable the bucket's r2.dev URL or connect a custom domain and set R2_PUBLIC_URL"
 	} else {

@@ -21,6 +21,7 @@ import (
 	"github.com/figurative/figsupport/internal/fetch"
 	"github.com/figurative/figsupport/internal/health"
 	"github.com/figurative/figsupport/internal/payload"
+	"github.com/figurative/figsupport/internal/text"
 )
 
 // ErrTooLarge is returned (wrapped) when a file is over the per-file cap, whatever its source.
@@ -50,6 +51,20 @@ type Config struct {
 	// LocalRoot, when set, confines local paths to this directory (after resolving symbolic
 	// links): `serve` sets it to its spool of uploaded multipart files.
 	LocalRoot string
+	// OnProgress, when set, is told how far each file's upload is: once when the file is opened
+	// (Read 0), as its bytes are read from the source, and once more with Done when it is stored
+	// or has failed. Files upload in parallel, so it is called from several goroutines at once; it
+	// must be quick (the CLI's progress bar).
+	OnProgress func(Progress)
+}
+
+// Progress is one report of a file's upload.
+type Progress struct {
+	Key  string // the object key: unique among the files of one call
+	Name string // the stored file's name
+	Size int64  // the file's length when known in advance, else -1
+	Read int64  // bytes read from the source so far
+	Done bool   // the file is stored, or failed
 }
 
 // Uploader stores a request's files. It implements chain.Files.
@@ -222,7 +237,7 @@ func (u *Uploader) open(ctx context.Context, f payload.File) (*source, error) {
 		}
 		if res.Size > u.cfg.MaxFileBytes {
 			res.Body.Close()
-			return nil, fmt.Errorf("%w: %d bytes, at most %d", ErrTooLarge, res.Size, u.cfg.MaxFileBytes)
+			return nil, tooLarge(res.Size, u.cfg.MaxFileBytes)
 		}
 		return &source{body: res.Body, size: res.Size, hint: res.ContentType}, nil
 	}
@@ -244,26 +259,32 @@ func (u *Uploader) open(ctx context.Context, f payload.File) (*source, error) {
 	}
 	if st.Size() > u.cfg.MaxFileBytes {
 		fh.Close()
-		return nil, fmt.Errorf("%w: %d bytes, at most %d", ErrTooLarge, st.Size(), u.cfg.MaxFileBytes)
+		return nil, tooLarge(st.Size(), u.cfg.MaxFileBytes)
 	}
 	return &source{body: fh, size: st.Size()}, nil
 }
 
 func (u *Uploader) one(ctx context.Context, f payload.File, key string) (payload.StoredFile, error) {
+	name := path.Base(key)
 	src, err := u.open(ctx, f)
 	if err != nil {
+		u.report(Progress{Key: key, Name: name, Size: -1, Done: true})
 		return payload.StoredFile{}, err
 	}
 	defer src.body.Close()
 
 	// The cap is enforced here as well as in the fetcher: a local file may grow while it is read.
 	counted := &capCounter{r: src.body, max: u.cfg.MaxFileBytes}
+	if u.cfg.OnProgress != nil {
+		counted.read = func(n int64) { u.report(Progress{Key: key, Name: name, Size: src.size, Read: n}) }
+	}
+	u.report(Progress{Key: key, Name: name, Size: src.size})
+	defer func() { u.report(Progress{Key: key, Name: name, Size: src.size, Read: counted.n, Done: true}) }()
 	br := bufio.NewReaderSize(counted, 4096)
 	head, err := br.Peek(512)
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, bufio.ErrBufferFull) {
 		return payload.StoredFile{}, err
 	}
-	name := path.Base(key)
 	ctype := DetectContentType(name, head, src.hint)
 
 	loc, err := u.backend.Put(ctx, key, br, src.size, ctype)
@@ -273,11 +294,24 @@ func (u *Uploader) one(ctx context.Context, f payload.File, key string) (payload
 	return payload.StoredFile{Name: name, URL: loc, Size: counted.n, ContentType: ctype, Key: key}, nil
 }
 
-// capCounter counts bytes and fails once more than max have been read.
+func (u *Uploader) report(p Progress) {
+	if u.cfg.OnProgress != nil {
+		u.cfg.OnProgress(p)
+	}
+}
+
+// tooLarge says how large, in the tool's (English) units: this is an error message.
+func tooLarge(size, max int64) error {
+	return fmt.Errorf("%w: %s, over the %s cap", ErrTooLarge, text.Bytes(size), text.Bytes(max))
+}
+
+// capCounter counts bytes and fails once more than max have been read; read, when set, is told
+// the count after each read.
 type capCounter struct {
-	r   io.Reader
-	n   int64
-	max int64
+	r    io.Reader
+	n    int64
+	max  int64
+	read func(n int64)
 }
 
 func (c *capCounter) Read(p []byte) (int, error) {
@@ -286,8 +320,11 @@ func (c *capCounter) Read(p []byte) (int, error) {
 	}
 	n, err := c.r.Read(p)
 	c.n += int64(n)
+	if c.read != nil && n > 0 {
+		c.read(c.n)
+	}
 	if c.n > c.max {
-		return n, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, c.max)
+		return n, fmt.Errorf("%w: more than %s", ErrTooLarge, text.Bytes(c.max))
 	}
 	return n, err
 }

@@ -14,6 +14,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -500,5 +501,68 @@ func TestLargeUploadsBounded(t *testing.T) {
 	}
 	if n := len(fs3.keys(t)); n != 4 {
 		t.Fatalf("%d objects stored", n)
+	}
+}
+
+// OnProgress hears of every file: opened (size known or -1), its bytes as they are read, and done
+// with the whole count; reports for one file never go backwards.
+func TestUploadReportsProgress(t *testing.T) {
+	srv := fileServer(t, nil)
+	p := filepath.Join(t.TempDir(), "plan.stl")
+	if err := os.WriteFile(p, bytes.Repeat([]byte("x"), 100_000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	type state struct {
+		size, read int64
+		reports    int
+		done       bool
+	}
+	var mu sync.Mutex
+	seen := map[string]*state{}
+	u := NewUploader(mustLocal(t, ""), loopbackFetcher(1<<20), Config{LocalPaths: true, OnProgress: func(pr Progress) {
+		mu.Lock()
+		defer mu.Unlock()
+		s := seen[pr.Key]
+		if s == nil {
+			s = &state{}
+			seen[pr.Key] = s
+		}
+		if s.done {
+			t.Errorf("%s: report after done: %+v", pr.Name, pr)
+		}
+		if pr.Read < s.read {
+			t.Errorf("%s: went back from %d to %d", pr.Name, s.read, pr.Read)
+		}
+		s.size, s.read, s.done = pr.Size, pr.Read, pr.Done
+		s.reports++
+	}})
+	got, err := u.Upload(context.Background(), "k", at, []payload.File{{Path: p}, {URL: srv.URL + "/big/300000/stream.bin"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range got {
+		s := seen[f.Key]
+		if s == nil || !s.done || s.read != f.Size || s.reports < 3 {
+			t.Fatalf("%s: progress %+v, stored %d bytes", f.Name, s, f.Size)
+		}
+	}
+	if s := seen[got[0].Key]; s.size != 100_000 {
+		t.Errorf("local file announced size %d, want 100000", s.size)
+	}
+	if s := seen[got[1].Key]; s.size != -1 {
+		t.Errorf("chunked download announced size %d, want -1 (unknown)", s.size)
+	}
+}
+
+// A file over the cap says how large in the tool's English units.
+func TestUploadTooLargeMessage(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "big.bin")
+	if err := os.WriteFile(p, make([]byte, 3<<10), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	u := NewUploader(mustLocal(t, ""), nil, Config{LocalPaths: true, MaxFileBytes: 2 << 10})
+	_, err := u.Upload(context.Background(), "k", at, []payload.File{{Path: p}})
+	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "3 KiB, over the 2 KiB cap") {
+		t.Fatalf("err = %v", err)
 	}
 }

@@ -7,7 +7,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -81,6 +83,10 @@ func Migrate(ctx context.Context, db *sql.DB, component string, steps []string) 
 	if v > len(steps) {
 		return fmt.Errorf("migrate %s: database schema version %d is newer than this binary's %d", component, v, len(steps))
 	}
+	if v == len(steps) {
+		// Up to date: nothing is written, so a database opened read-only (dry runs) opens too.
+		return nil
+	}
 	for i := v; i < len(steps); i++ {
 		if _, err := tx.ExecContext(ctx, steps[i]); err != nil {
 			return fmt.Errorf("migrate %s to version %d: %w", component, i+1, err)
@@ -91,4 +97,48 @@ func Migrate(ctx context.Context, db *sql.DB, component string, steps []string) 
 		return fmt.Errorf("migrate %s: %w", component, err)
 	}
 	return tx.Commit()
+}
+
+// OpenReadOnly opens the database at path for reading only, and writes nothing beside it: when
+// its -wal file exists (another process has it open, or did not close it) it is read through the
+// WAL like any reader; otherwise every commit is in the main file and it is opened immutable, so
+// that SQLite creates no -wal or -shm file. Dry runs use it: they plan from the journal without
+// touching the data dir. A missing file is an error wrapping fs.ErrNotExist.
+func OpenReadOnly(path string) (*sql.DB, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	q := url.Values{}
+	q.Set("mode", "ro")
+	if _, err := os.Stat(path + "-wal"); errors.Is(err, fs.ErrNotExist) {
+		q.Set("immutable", "1")
+	}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
+	db, err := sql.Open("sqlite", "file:"+uriPath.Replace(path)+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(4)
+	if err := db.Ping(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return db, nil
+}
+
+// OpenMemory opens an empty database that lives in memory only, for a dry run on a data dir that
+// has no database yet. One connection, so every query sees the same database.
+func OpenMemory() (*sql.DB, error) {
+	db, err := sql.Open("sqlite", "file::memory:?_pragma=foreign_keys(1)")
+	if err != nil {
+		return nil, fmt.Errorf("open in-memory database: %w", err)
+	}
+	db.SetMaxOpenConns(1)
+	if _, err := db.Exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+		component TEXT NOT NULL PRIMARY KEY,
+		version   INTEGER NOT NULL)`); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("create schema_migrations: %w", err)
+	}
+	return db, nil
 }

@@ -41,3 +41,12 @@ func TestHumanSize(t *testing.T) {
 		}
 	}
 }
+
+func TestBytes(t *testing.T) {
+	for n, want := range map[int64]string{0: "0 bytes", 1: "1 byte", 49: "49 bytes", 1023: "1023 bytes", 1024: "1 KiB",
+		123456: "120.6 KiB", 200 << 20: "200 MiB", 262144000: "250 MiB", 3 << 30: "3 GiB", 1536: "1.5 KiB"} {
+		if got := Bytes(n); got != want {
+			t.Errorf("Bytes(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
