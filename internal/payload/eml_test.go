@@ -68,9 +68,10 @@ func TestParseEmail(t *testing.T) {
 				want := Request{Source: "email", Objet: "Re: Paiement refusé",
 					Description: "Bonjour,\n\nMon paiement par carte est refusé depuis hier.\n\nMerci,\nJean",
 					UserEmail:   "client@example.com", UserName: "Jean Dupont",
-					ReceivedAt: time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC), RequestID: "CAF1234.abcd@mail.example.com"}
+					ReceivedAt: time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC), RequestID: "CAF1234.abcd@mail.example.com",
+					Mail: &Mail{MessageID: "CAF1234.abcd@mail.example.com", From: "client@example.com", To: []string{"support@figurative.fr"}}}
 				if !equalRequest(*r, want) {
-					t.Errorf("got  %+v\nwant %+v", *r, want)
+					t.Errorf("got  %+v %+v\nwant %+v %+v", *r, *r.Mail, want, *want.Mail)
 				}
 			},
 		},
