@@ -479,14 +479,24 @@ func TestHTMLToText(t *testing.T) {
 }
 
 func FuzzParseEmail(f *testing.F) {
-	entries, err := os.ReadDir(filepath.Join("testdata", "eml"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	for _, e := range entries {
-		if strings.HasSuffix(e.Name(), ".eml") {
-			f.Add(readEML(f, e.Name()))
+	// Seeds: this package's messages, the repository's corpus and its example e-mail.
+	var seeds []string
+	for _, pattern := range []string{filepath.Join("testdata", "eml", "*.eml"), filepath.Join(mailCorpus, "*.eml"), filepath.Join("..", "..", "testdata", "emails", "*.eml")} {
+		m, err := filepath.Glob(pattern)
+		if err != nil {
+			f.Fatal(err)
 		}
+		seeds = append(seeds, m...)
+	}
+	if len(seeds) < 20 {
+		f.Fatalf("only %d seed files", len(seeds))
+	}
+	for _, name := range seeds {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
 	}
 	f.Add([]byte("From: a@example.com\nContent-Type: multipart/alternative; boundary=q\n\n--q\nContent-Type: text/html\n\n<p>x</p>\n--q--\n"))
 	f.Add([]byte("From: a@example.com\nContent-Type: message/rfc822\n\nFrom: b@example.com\n\nhi\n"))
@@ -508,6 +518,18 @@ func FuzzParseEmail(f *testing.F) {
 		c := *r
 		if err := c.Normalize(lim, emlNow); err != nil {
 			t.Fatalf("the request does not re-validate: %v\n%+v", err, r)
+		}
+		m := r.Mail
+		if m == nil {
+			t.Fatal("no Mail")
+		}
+		for _, s := range append(append(append([]string{m.MessageID, m.From, m.Automatic, m.BounceOf}, m.InReplyTo...), m.References...), append(m.To, m.Cc...)...) {
+			if !utf8.ValidString(s) || strings.ContainsAny(s, "\r\n\x00") || len(s) > maxMessageIDBytes {
+				t.Fatalf("Mail field %q", s)
+			}
+		}
+		if len(m.InReplyTo) > maxInReplyTo || len(m.References) > maxReferences || len(m.To) > maxRecipients || len(m.Cc) > maxRecipients {
+			t.Fatalf("Mail lists unbounded: %+v", m)
 		}
 		for _, f := range r.Fichiers {
 			if !inside(spool, f.Path) {

@@ -191,7 +191,8 @@ func (p *emlParser) addresses(values []string) []string {
 		}
 		for _, a := range list {
 			addr := strings.ToLower(strings.TrimSpace(a.Address))
-			if addr == "" || !strings.Contains(addr, "@") || seen[addr] || !utf8.ValidString(addr) {
+			// 254 bytes: the longest address SMTP carries (RFC 5321 4.5.3.1).
+			if addr == "" || len(addr) > 254 || !strings.Contains(addr, "@") || seen[addr] || !utf8.ValidString(addr) {
 				continue
 			}
 			if len(out) == maxRecipients {
