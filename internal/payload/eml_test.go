@@ -269,6 +269,20 @@ func TestParseEmail(t *testing.T) {
 			},
 		},
 		{
+			name: "a forwarded part that is no message is kept whole; an empty one is nothing",
+			raw: "From: a@example.com\nSubject: s\nContent-Type: multipart/mixed; boundary=b\n\n--b\n\nVoir.\n" +
+				"--b\nContent-Type: message/rfc822; name=notes.eml\n\n{not a header}\nligne 2\n" +
+				"--b\nContent-Type: message/rfc822\n\n--b--\n",
+			check: func(t *testing.T, r *Request, _ string) {
+				if r.Description != "Voir." || len(r.Fichiers) != 1 || r.Fichiers[0].Name != "notes.eml" {
+					t.Fatalf("%+v", r)
+				}
+				if b, _ := os.ReadFile(r.Fichiers[0].Path); string(b) != "{not a header}\nligne 2" {
+					t.Errorf("kept %q", b)
+				}
+			},
+		},
+		{
 			name: "subject alone is enough; a body-less message",
 			raw:  "From: a@example.com\nSubject: Rappel\n",
 			check: func(t *testing.T, r *Request, _ string) {
@@ -338,6 +352,9 @@ func TestParseEmailInvalid(t *testing.T) {
 		{name: "message over its budget", raw: "From: a@example.com\n\n" + strings.Repeat("x", 3<<20), lim: Limits{MaxBodyBytes: 1024, MaxFiles: 0, MaxObjetChars: 10, MaxDescriptionChar: 10, MaxNameChars: 10, MaxFileNameBytes: 10, MaxRequestIDBytes: 10}, msg: "too large", large: true},
 		{name: "header section too large", raw: "From: a@example.com\nX-Big: " + strings.Repeat("y", 2<<20) + "\n\nbody", msg: "header section exceeds"},
 		{name: "truncated attachment", raw: "From: a@example.com\nContent-Type: multipart/mixed; boundary=b\n\n--b\n\ntext\n--b\nContent-Disposition: attachment; filename=x.bin\n\nabc", field: "fichiers[0]", msg: "truncated"},
+		{name: "part header too large", raw: "From: a@example.com\nContent-Type: multipart/mixed; boundary=b\n\n--b\nX-Big: " + strings.Repeat("y", 2<<20) + "\n\nx\n--b--\n", msg: "a part's header section exceeds"},
+		{name: "forwarded header too large", raw: "From: a@example.com\nContent-Type: message/rfc822\n\nX-Big: " + strings.Repeat("y", 2<<20) + "\n\nx\n", msg: "header section exceeds"},
+		{name: "broken multipart", raw: "From: a@example.com\nContent-Type: multipart/mixed; boundary=b\n\n--b\n\nx\n--b\n\ny\n\n--b--garbage\nmore\n--b\nbad header line\n\nz\n", msg: "malformed e-mail"},
 		{name: "multipart without boundary", raw: "From: a@example.com\nContent-Type: multipart/mixed\n\nx\n", msg: "no boundary"},
 	}
 	for _, tt := range tests {
