@@ -260,14 +260,13 @@ func (p *emlParser) readReportStatus(r io.Reader, kind string) error {
 		if !ok || strings.HasPrefix(key, " ") || strings.HasPrefix(key, "\t") {
 			continue
 		}
-		val = strings.ToLower(strings.TrimSpace(val))
 		switch strings.ToLower(strings.TrimSpace(key)) {
 		case "action":
 			p.report.actions++
-			p.report.failed = p.report.failed || strings.HasPrefix(val, "failed")
+			p.report.failed = p.report.failed || strings.HasPrefix(strings.ToLower(strings.TrimSpace(val)), "failed")
 		case "original-message-id":
 			if p.report.originalID == "" {
-				p.report.originalID = messageIDKey(strings.TrimSpace(strings.SplitN(sc.Text(), ":", 2)[1]), maxMessageIDBytes)
+				p.report.originalID = messageIDKey(val, maxMessageIDBytes)
 			}
 		}
 	}
