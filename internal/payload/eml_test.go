@@ -68,9 +68,10 @@ func TestParseEmail(t *testing.T) {
 				want := Request{Source: "email", Objet: "Re: Paiement refusé",
 					Description: "Bonjour,\n\nMon paiement par carte est refusé depuis hier.\n\nMerci,\nJean",
 					UserEmail:   "client@example.com", UserName: "Jean Dupont",
-					ReceivedAt: time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC), RequestID: "CAF1234.abcd@mail.example.com"}
+					ReceivedAt: time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC), RequestID: "CAF1234.abcd@mail.example.com",
+					Mail: &Mail{MessageID: "CAF1234.abcd@mail.example.com", From: "client@example.com", To: []string{"support@figurative.fr"}}}
 				if !equalRequest(*r, want) {
-					t.Errorf("got  %+v\nwant %+v", *r, want)
+					t.Errorf("got  %+v %+v\nwant %+v %+v", *r, *r.Mail, want, *want.Mail)
 				}
 			},
 		},
@@ -268,6 +269,20 @@ func TestParseEmail(t *testing.T) {
 			},
 		},
 		{
+			name: "a forwarded part that is no message is kept whole; an empty one is nothing",
+			raw: "From: a@example.com\nSubject: s\nContent-Type: multipart/mixed; boundary=b\n\n--b\n\nVoir.\n" +
+				"--b\nContent-Type: message/rfc822; name=notes.eml\n\n{not a header}\nligne 2\n" +
+				"--b\nContent-Type: message/rfc822\n\n--b--\n",
+			check: func(t *testing.T, r *Request, _ string) {
+				if r.Description != "Voir." || len(r.Fichiers) != 1 || r.Fichiers[0].Name != "notes.eml" {
+					t.Fatalf("%+v", r)
+				}
+				if b, _ := os.ReadFile(r.Fichiers[0].Path); string(b) != "{not a header}\nligne 2" {
+					t.Errorf("kept %q", b)
+				}
+			},
+		},
+		{
 			name: "subject alone is enough; a body-less message",
 			raw:  "From: a@example.com\nSubject: Rappel\n",
 			check: func(t *testing.T, r *Request, _ string) {
@@ -337,6 +352,9 @@ func TestParseEmailInvalid(t *testing.T) {
 		{name: "message over its budget", raw: "From: a@example.com\n\n" + strings.Repeat("x", 3<<20), lim: Limits{MaxBodyBytes: 1024, MaxFiles: 0, MaxObjetChars: 10, MaxDescriptionChar: 10, MaxNameChars: 10, MaxFileNameBytes: 10, MaxRequestIDBytes: 10}, msg: "too large", large: true},
 		{name: "header section too large", raw: "From: a@example.com\nX-Big: " + strings.Repeat("y", 2<<20) + "\n\nbody", msg: "header section exceeds"},
 		{name: "truncated attachment", raw: "From: a@example.com\nContent-Type: multipart/mixed; boundary=b\n\n--b\n\ntext\n--b\nContent-Disposition: attachment; filename=x.bin\n\nabc", field: "fichiers[0]", msg: "truncated"},
+		{name: "part header too large", raw: "From: a@example.com\nContent-Type: multipart/mixed; boundary=b\n\n--b\nX-Big: " + strings.Repeat("y", 2<<20) + "\n\nx\n--b--\n", msg: "a part's header section exceeds"},
+		{name: "forwarded header too large", raw: "From: a@example.com\nContent-Type: message/rfc822\n\nX-Big: " + strings.Repeat("y", 2<<20) + "\n\nx\n", msg: "header section exceeds"},
+		{name: "broken multipart", raw: "From: a@example.com\nContent-Type: multipart/mixed; boundary=b\n\n--b\n\nx\n--b\n\ny\n\n--b--garbage\nmore\n--b\nbad header line\n\nz\n", msg: "malformed e-mail"},
 		{name: "multipart without boundary", raw: "From: a@example.com\nContent-Type: multipart/mixed\n\nx\n", msg: "no boundary"},
 	}
 	for _, tt := range tests {
@@ -478,14 +496,24 @@ func TestHTMLToText(t *testing.T) {
 }
 
 func FuzzParseEmail(f *testing.F) {
-	entries, err := os.ReadDir(filepath.Join("testdata", "eml"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	for _, e := range entries {
-		if strings.HasSuffix(e.Name(), ".eml") {
-			f.Add(readEML(f, e.Name()))
+	// Seeds: this package's messages, the repository's corpus and its example e-mail.
+	var seeds []string
+	for _, pattern := range []string{filepath.Join("testdata", "eml", "*.eml"), filepath.Join(mailCorpus, "*.eml"), filepath.Join("..", "..", "testdata", "emails", "*.eml")} {
+		m, err := filepath.Glob(pattern)
+		if err != nil {
+			f.Fatal(err)
 		}
+		seeds = append(seeds, m...)
+	}
+	if len(seeds) < 20 {
+		f.Fatalf("only %d seed files", len(seeds))
+	}
+	for _, name := range seeds {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
 	}
 	f.Add([]byte("From: a@example.com\nContent-Type: multipart/alternative; boundary=q\n\n--q\nContent-Type: text/html\n\n<p>x</p>\n--q--\n"))
 	f.Add([]byte("From: a@example.com\nContent-Type: message/rfc822\n\nFrom: b@example.com\n\nhi\n"))
@@ -507,6 +535,18 @@ func FuzzParseEmail(f *testing.F) {
 		c := *r
 		if err := c.Normalize(lim, emlNow); err != nil {
 			t.Fatalf("the request does not re-validate: %v\n%+v", err, r)
+		}
+		m := r.Mail
+		if m == nil {
+			t.Fatal("no Mail")
+		}
+		for _, s := range append(append(append([]string{m.MessageID, m.From, m.Automatic, m.BounceOf}, m.InReplyTo...), m.References...), append(m.To, m.Cc...)...) {
+			if !utf8.ValidString(s) || strings.ContainsAny(s, "\r\n\x00") || len(s) > maxMessageIDBytes {
+				t.Fatalf("Mail field %q", s)
+			}
+		}
+		if len(m.InReplyTo) > maxInReplyTo || len(m.References) > maxReferences || len(m.To) > maxRecipients || len(m.Cc) > maxRecipients {
+			t.Fatalf("Mail lists unbounded: %+v", m)
 		}
 		for _, f := range r.Fichiers {
 			if !inside(spool, f.Path) {

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/mail"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -447,6 +448,21 @@ func (r *Request) Hash() string {
 	b, _ := json.Marshal(c)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
+}
+
+// SpoolIdentity is what names the spool directory of a request that brought files (package
+// spool): its key and its canonical hash, each spooled file's path replaced by its content
+// reference (ref answers for the spooled paths), so that the same request with the same files
+// has the same identity wherever its files were first written.
+func (r *Request) SpoolIdentity(ref func(path string) (string, bool)) string {
+	c := *r
+	c.Fichiers = slices.Clone(r.Fichiers)
+	for i, f := range c.Fichiers {
+		if s, ok := ref(f.Path); ok {
+			c.Fichiers[i].Path = s
+		}
+	}
+	return r.RequestID + "\x00" + c.Hash()
 }
 
 // Text is the customer's message as one string (subject, blank line, body) for classifiers and notes.

@@ -1,8 +1,6 @@
 package server
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,14 +8,12 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/figurative/figsupport/internal/payload"
-	"github.com/figurative/figsupport/internal/text"
+	filespool "github.com/figurative/figsupport/internal/spool"
 )
 
 // multipartSlack is room for the boundaries and part headers around the fields and the files.
@@ -40,7 +36,7 @@ func (s *Server) readMultipart(w http.ResponseWriter, r *http.Request, boundary 
 	if au.pending() {
 		body = io.TeeReader(body, au.mac)
 	}
-	sp := &spool{root: s.cfg.SpoolDir}
+	sp := newSpool(s.cfg.SpoolDir)
 	fields, ae := s.readParts(multipart.NewReader(body, boundary), sp, limit)
 	if au.pending() {
 		// The signature covers the raw body: read what the parser left (the epilogue, or the
@@ -67,7 +63,7 @@ func (s *Server) readMultipart(w http.ResponseWriter, r *http.Request, boundary 
 		sp.remove()
 		return nil, nil, ae
 	}
-	if len(sp.files) == 0 {
+	if sp.b.Len() == 0 {
 		sp = nil
 	}
 	return req, sp, nil
@@ -95,7 +91,7 @@ func (s *Server) readParts(mr *multipart.Reader, sp *spool, limit int64) (map[st
 			if filename == "" {
 				continue // an empty file input: browsers send it with filename=""
 			}
-			if len(sp.files) >= lim.MaxFiles {
+			if sp.b.Len() >= lim.MaxFiles {
 				return nil, &apiError{Status: http.StatusUnprocessableEntity, Field: "fichiers",
 					Msg: fmt.Sprintf("too many files: more than %d", lim.MaxFiles)}
 			}
@@ -161,8 +157,8 @@ func (s *Server) buildRequest(fields map[string]string, sp *spool) (*payload.Req
 			}
 		}
 	}
-	for _, f := range sp.files {
-		files = append(files, payload.File{Name: f.name, Path: f.path})
+	for _, f := range sp.b.Files() {
+		files = append(files, payload.File{Name: f.Name, Path: f.Path})
 	}
 	if len(files) > 0 {
 		doc["fichiers"] = files
@@ -178,110 +174,36 @@ func (s *Server) buildRequest(fields map[string]string, sp *spool) (*payload.Req
 	return req, nil
 }
 
-// spool holds one request's uploaded files: first in a private temporary directory, then, once
-// the request's key is known, in SpoolDir/<key>-<digest>/<n>-<name>. The digest covers the key,
-// the form values and every file's content, so the same request sent again lands on the same
-// paths (its payload hash, hence its idempotency, is the same) and a different one never does.
-type spool struct {
-	root  string
-	tmp   string // the temporary directory while reading
-	dir   string // the final directory
-	files []spooled
-}
+// spool is one request's uploaded files (package spool streams, hashes and names them).
+type spool struct{ b *filespool.Batch }
 
-type spooled struct {
-	name string // as sent
-	path string
-	sum  string // SHA-256 of the content
-}
-
-const incomingPrefix = ".incoming-"
-
-// Bounds of the spool's names: <key> (text.KeySegment) and <name> (text.FileName).
-const (
-	spoolKeyBytes  = 48
-	spoolNameBytes = 100
-)
+func newSpool(root string) *spool { return &spool{b: filespool.New(root)} }
 
 func (sp *spool) add(part io.Reader, name string, max, limit int64) *apiError {
-	storeErr := &apiError{Status: http.StatusServiceUnavailable, Msg: "could not store the uploaded files; send the request again", retryAfter: "30"}
-	if sp.tmp == "" {
-		dir, err := os.MkdirTemp(sp.root, incomingPrefix)
-		if err != nil {
-			return storeErr
-		}
-		sp.tmp = dir
-	}
-	path := filepath.Join(sp.tmp, fmt.Sprintf("%d-%s", len(sp.files)+1, text.FileName(name, spoolNameBytes)))
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return storeErr
-	}
-	h := sha256.New()
-	fw := &errWriter{w: f}
-	n, err := io.Copy(io.MultiWriter(fw, h), io.LimitReader(part, max+1))
-	if cerr := f.Close(); fw.err == nil && cerr != nil {
-		fw.err = cerr
-	}
+	_, err := sp.b.Add(part, name, max)
+	var re *filespool.ReadError
 	switch {
-	case fw.err != nil:
-		return storeErr
-	case err != nil:
-		return partError(err, limit)
-	case n > max:
+	case err == nil:
+		return nil
+	case errors.Is(err, filespool.ErrTooLarge):
 		return &apiError{Status: http.StatusRequestEntityTooLarge, Field: "fichiers",
 			Msg: fmt.Sprintf("file %q exceeds %d bytes", name, max)}
+	case errors.As(err, &re):
+		return partError(re.Err, limit)
 	}
-	sp.files = append(sp.files, spooled{name: name, path: path, sum: hex.EncodeToString(h.Sum(nil))})
-	return nil
+	return &apiError{Status: http.StatusServiceUnavailable, Msg: "could not store the uploaded files; send the request again", retryAfter: "30"}
 }
 
-type errWriter struct {
-	w   io.Writer
-	err error
-}
-
-func (e *errWriter) Write(p []byte) (int, error) {
-	n, err := e.w.Write(p)
-	if err != nil && e.err == nil {
-		e.err = err
-	}
-	return n, err
-}
-
-// finalize moves the files to their final directory and points req's file paths there.
+// finalize moves the files to their request's directory and points req's file paths there.
 func (sp *spool) finalize(req *payload.Request) error {
-	if sp == nil || sp.tmp == "" {
+	if sp == nil {
 		return nil
 	}
-	byPath := map[string]spooled{}
-	for _, f := range sp.files {
-		byPath[f.path] = f
+	if err := sp.b.Commit(req.RequestID, req.SpoolIdentity(sp.b.Sum)); err != nil {
+		return err
 	}
-	c := *req
-	c.Fichiers = slices.Clone(req.Fichiers)
-	for i, f := range c.Fichiers {
-		if sf, ok := byPath[f.Path]; ok {
-			c.Fichiers[i].Path = "sha256:" + sf.sum
-		}
-	}
-	sum := sha256.Sum256([]byte(req.RequestID + "\x00" + c.Hash()))
-	dir := filepath.Join(sp.root, text.KeySegment(req.RequestID, spoolKeyBytes)+"-"+hex.EncodeToString(sum[:12]))
-	if err := os.Rename(sp.tmp, dir); err != nil {
-		st, serr := os.Stat(dir)
-		if serr != nil || !st.IsDir() {
-			return fmt.Errorf("spool: %w", err)
-		}
-		// The same request, sent before, has its (identical) files there: use them.
-		if err := os.RemoveAll(sp.tmp); err != nil {
-			return fmt.Errorf("spool: %w", err)
-		}
-	}
-	sp.tmp, sp.dir = "", dir
-	for i, f := range req.Fichiers {
-		if sf, ok := byPath[f.Path]; ok {
-			req.Fichiers[i].Path = filepath.Join(dir, filepath.Base(sf.path))
-		}
+	for i := range req.Fichiers {
+		req.Fichiers[i].Path = sp.b.Relocate(req.Fichiers[i].Path)
 	}
 	return nil
 }
@@ -291,51 +213,21 @@ func (sp *spool) remove() error {
 	if sp == nil {
 		return nil
 	}
-	var errs []error
-	for _, d := range []string{sp.tmp, sp.dir} {
-		if d != "" {
-			errs = append(errs, os.RemoveAll(d))
-		}
-	}
-	return errors.Join(errs...)
+	return sp.b.Remove()
 }
 
 // RemoveSpool deletes the spooled files of req (its file paths that lie in a request directory
 // of spoolDir). The retry worker calls it once it completed a request that came as multipart;
 // the server does so itself for the runs it completes.
 func RemoveSpool(spoolDir string, req *payload.Request) error {
-	root, err := filepath.Abs(spoolDir)
-	if err != nil {
-		return fmt.Errorf("spool: %w", err)
-	}
-	seen := map[string]bool{}
-	var errs []error
+	paths := make([]string, 0, len(req.Fichiers))
 	for _, f := range req.Fichiers {
-		if f.Path == "" {
-			continue
-		}
-		dir := filepath.Dir(filepath.Clean(f.Path))
-		if filepath.Dir(dir) != root || strings.HasPrefix(filepath.Base(dir), ".") || seen[dir] {
-			continue
-		}
-		seen[dir] = true
-		errs = append(errs, os.RemoveAll(dir))
+		paths = append(paths, f.Path)
 	}
-	return errors.Join(errs...)
+	return filespool.RemoveRequest(spoolDir, paths...)
 }
 
 // pruneIncoming removes temporary upload directories left by a crash (older than an hour).
 func pruneIncoming(root string, now time.Time) {
-	entries, err := os.ReadDir(root)
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		if !e.IsDir() || !strings.HasPrefix(e.Name(), incomingPrefix) {
-			continue
-		}
-		if st, err := e.Info(); err == nil && now.Sub(st.ModTime()) > time.Hour {
-			os.RemoveAll(filepath.Join(root, e.Name()))
-		}
-	}
+	filespool.Prune(root, now.Add(-time.Hour))
 }
