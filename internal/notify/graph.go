@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -137,40 +138,30 @@ func (e *GraphError) Error() string {
 	return b.String()
 }
 
-type graphAddress struct {
-	EmailAddress struct {
-		Address string `json:"address"`
-	} `json:"emailAddress"`
-}
-
-type graphMail struct {
-	Message struct {
-		Subject string `json:"subject"`
-		Body    struct {
-			ContentType string `json:"contentType"`
-			Content     string `json:"content"`
-		} `json:"body"`
-		ToRecipients []graphAddress `json:"toRecipients"`
-	} `json:"message"`
-	SaveToSentItems bool `json:"saveToSentItems"`
-}
-
-// Send posts the message. Throttling (429, 503, 504: Graph answers them before taking the message)
-// is retried after Retry-After; a failure that may have sent the mail is returned wrapped with
-// rest.ErrUnknownOutcome, never repeated here.
+// Send posts the message in sendMail's MIME form: the whole RFC 5322 message, base64-encoded, as
+// a text/plain body. The JSON form can carry no header but x-… ones, and figsupport's messages
+// need Auto-Submitted (loop protection), their Message-ID (a repeat is recognisable, a reply
+// threads) and, for an acknowledgement, In-Reply-To and References. Graph saves the message in
+// the sender's Sent Items. Throttling (429, 503, 504: Graph answers them before taking the
+// message) is retried after Retry-After; a failure that may have sent the mail is returned
+// wrapped with rest.ErrUnknownOutcome, never repeated here.
 func (g *Graph) Send(ctx context.Context, m *Message) error {
-	var body graphMail
-	body.Message.Subject = m.Subject
-	body.Message.Body.ContentType = "HTML"
-	body.Message.Body.Content = m.HTML
-	for _, to := range m.To {
-		var a graphAddress
-		a.EmailAddress.Address = to
-		body.Message.ToRecipients = append(body.Message.ToRecipients, a)
+	if len(m.Raw) == 0 {
+		return errors.New("graph sendMail: the message has no MIME form")
 	}
-	req := &rest.Request{Method: http.MethodPost, Path: "/v1.0/users/" + url.PathEscape(g.sender) + "/sendMail", Body: body}
+	body := make([]byte, base64.StdEncoding.EncodedLen(len(m.Raw)))
+	base64.StdEncoding.Encode(body, m.Raw)
+	if len(body) > MaxGraphRequest {
+		return fmt.Errorf("graph sendMail: the message is %d bytes once encoded, over Graph's %d-byte request limit", len(body), MaxGraphRequest)
+	}
+	req := &rest.Request{Method: http.MethodPost, Path: "/v1.0/users/" + url.PathEscape(g.sender) + "/sendMail",
+		Raw: body, ContentType: "text/plain"}
 	return g.api.Do(ctx, req, nil)
 }
+
+// MaxGraphRequest is sendMail's request size limit (about 4 MB); larger messages need a draft and
+// an upload session, which admin notifications never do: they link to files, not attach them.
+const MaxGraphRequest = 4 << 20
 
 // checkGraph is Graph's error body ({"error": {"code", "message"}}) as a *GraphError.
 func checkGraph(_ *rest.Request, resp *http.Response, data []byte) error {

@@ -45,10 +45,17 @@ func TestGraphSend(t *testing.T) {
 	if len(mails) != 2 {
 		t.Fatalf("mails = %+v", mails)
 	}
+	// The MIME form: the whole message as composed, so the headers loop protection and threading
+	// need go through, which the JSON form cannot carry.
 	got := mails[0]
-	if got.Sender != "bot@figurative.fr" || got.Subject != m.Subject || got.ContentType != "HTML" || got.Content != m.HTML ||
-		strings.Join(got.To, ",") != "admin@figurative.fr,ops@figurative.fr" || got.SaveToSentItems == nil || *got.SaveToSentItems {
+	if got.Sender != "bot@figurative.fr" || got.Subject != m.Subject || got.ContentType != "MIME" || string(got.Raw) != string(m.Raw) ||
+		strings.Join(got.To, ",") != "admin@figurative.fr,ops@figurative.fr" {
 		t.Fatalf("mail = %+v", got)
+	}
+	for h, want := range map[string]string{"Auto-Submitted": "auto-generated", "X-Auto-Response-Suppress": "All", "Message-Id": "<" + m.MessageID + ">"} {
+		if got.Header.Get(h) != want {
+			t.Errorf("%s: %q, want %q", h, got.Header.Get(h), want)
+		}
 	}
 	reqs := fake.TokenRequests()
 	if len(reqs) != 1 || reqs[0].Scope != ScopeGraph || reqs[0].ClientID != graphfake.ClientID || reqs[0].GrantType != "client_credentials" {

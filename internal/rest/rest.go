@@ -37,6 +37,9 @@ type Request struct {
 	Path   string // below the base URL, its segments already escaped
 	Query  url.Values
 	Body   any // sent as JSON when not nil
+	// Raw, when not nil, is sent as it is, with ContentType, instead of Body.
+	Raw         []byte
+	ContentType string
 	// Idempotent says that repeating the request cannot do its work twice (a GET, a PUT or PATCH
 	// setting whole values): it is retried after any temporary failure. A request that is not is
 	// sent again after a failure whose outcome is unknown only once Lookup has not found its effect.
@@ -125,8 +128,8 @@ func (c *Client) Create(ctx context.Context, path string, body, out any, lookup 
 // again after an unknown outcome only when Lookup did not find its effect; without a Lookup Do
 // returns the failure wrapped with ErrUnknownOutcome.
 func (c *Client) Do(ctx context.Context, req *Request, out any) error {
-	var payload []byte
-	if req.Body != nil {
+	payload := req.Raw
+	if req.Body != nil && payload == nil {
 		var err error
 		if payload, err = json.Marshal(req.Body); err != nil {
 			return fmt.Errorf("%s: encode body: %w", c.name(req), err)
@@ -235,7 +238,10 @@ func (c *Client) once(ctx context.Context, req *Request, payload []byte, out any
 		return fmt.Errorf("%s: %w", c.name(req), err)
 	}
 	hr.Header.Set("Accept", "application/json")
-	if payload != nil {
+	switch {
+	case req.Raw != nil:
+		hr.Header.Set("Content-Type", req.ContentType)
+	case payload != nil:
 		hr.Header.Set("Content-Type", "application/json")
 	}
 	if c.UserAgent != "" {

@@ -8,8 +8,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/http/httptest"
+	"net/mail"
 	"net/url"
 	"strconv"
 	"strings"
@@ -29,10 +31,13 @@ const (
 type Mail struct {
 	Sender          string
 	Subject         string
-	ContentType     string
+	ContentType     string // HTML or Text (JSON form); MIME (MIME form)
 	Content         string
 	To              []string
 	SaveToSentItems *bool
+	// Header and Raw are the message's, for the MIME form.
+	Header mail.Header
+	Raw    []byte
 }
 
 // TokenRequest is one call to the token endpoint.
@@ -213,8 +218,13 @@ func (s *Server) sendMail(w http.ResponseWriter, r *http.Request) {
 		graphError(w, throttle, "ApplicationThrottled", "Application is over its MailboxConcurrency limit.")
 		return
 	}
-	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-		graphError(w, 400, "RequestBodyRead", "Content-Type must be application/json for a JSON message.")
+	ct := r.Header.Get("Content-Type")
+	if strings.HasPrefix(ct, "text/plain") {
+		s.sendMIME(w, r)
+		return
+	}
+	if !strings.HasPrefix(ct, "application/json") {
+		graphError(w, 400, "RequestBodyRead", "Content-Type must be application/json for a JSON message, or text/plain for a MIME one.")
 		return
 	}
 	var body struct {
@@ -258,8 +268,54 @@ func (s *Server) sendMail(w http.ResponseWriter, r *http.Request) {
 		graphError(w, 404, "ErrorInvalidUser", "The requested user '"+m.Sender+"' is invalid.")
 		return
 	}
+	s.accept(w, m)
+}
+
+func (s *Server) accept(w http.ResponseWriter, m Mail) {
 	s.mu.Lock()
 	s.mails = append(s.mails, m)
 	s.mu.Unlock()
 	w.WriteHeader(http.StatusAccepted)
+}
+
+// sendMIME is sendMail's MIME form: the base64 of a whole RFC 5322 message; the recipients are
+// its To, Cc and Bcc. Graph refuses a request over about 4 MB.
+func (s *Server) sendMIME(w http.ResponseWriter, r *http.Request) {
+	data, _ := io.ReadAll(io.LimitReader(r.Body, 4<<20+1))
+	if len(data) > 4<<20 {
+		graphError(w, 413, "ErrorRequestEntityTooLarge", "The request is too large.")
+		return
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(data)))
+	if err != nil {
+		graphError(w, 400, "ErrorMimeContentInvalidBase64String", "Invalid base64 string for MIME content.")
+		return
+	}
+	msg, err := mail.ReadMessage(strings.NewReader(string(raw)))
+	if err != nil {
+		graphError(w, 400, "ErrorMimeContentInvalid", "The MIME content is invalid.")
+		return
+	}
+	dec := new(mime.WordDecoder)
+	subject, err := dec.DecodeHeader(msg.Header.Get("Subject"))
+	if err != nil {
+		subject = msg.Header.Get("Subject")
+	}
+	m := Mail{Sender: r.PathValue("sender"), Subject: subject, ContentType: "MIME", Header: msg.Header, Raw: raw}
+	for _, h := range []string{"To", "Cc", "Bcc"} {
+		if list, err := msg.Header.AddressList(h); err == nil {
+			for _, a := range list {
+				m.To = append(m.To, a.Address)
+			}
+		}
+	}
+	if len(m.To) == 0 {
+		graphError(w, 400, "ErrorInvalidRecipients", "At least one recipient is required, but none were found.")
+		return
+	}
+	if !strings.Contains(m.Sender, "@") {
+		graphError(w, 404, "ErrorInvalidUser", "The requested user '"+m.Sender+"' is invalid.")
+		return
+	}
+	s.accept(w, m)
 }
