@@ -189,6 +189,10 @@ func Replay(run *Run) (*payload.Response, error) {
 		return nil, fmt.Errorf("stored response of %s: %w", run.Key, err)
 	}
 	resp.Replayed = true
+	if resp.TicketID != "" {
+		// Not the first run's "Nouveau ticket créé": nothing was created this time.
+		resp.Message = "Demande déjà traitée: ticket #" + resp.TicketID
+	}
 	return &resp, nil
 }
 

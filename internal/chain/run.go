@@ -102,8 +102,8 @@ func (r *runner) execute(ctx context.Context) error {
 		r.resp.Message = "Message ajouté au ticket #" + t.ID
 	}
 	if len(r.resp.Warnings) > 0 {
+		// The status and the warnings say what is left to do; the message stays what was done.
 		r.resp.Status = payload.StatusIncomplete
-		r.resp.Message += " (incomplet: " + strconv.Itoa(len(r.resp.Warnings)) + " étape(s) à reprendre)"
 	}
 	return nil
 }
