@@ -1,6 +1,8 @@
 package chain
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"github.com/figurative/figsupport/internal/text"
 	"net/url"
@@ -245,6 +247,15 @@ func safeURL(raw string) string {
 		return ""
 	}
 	return linkReplacer.Replace(u.String())
+}
+
+// BlockMarker is the line that ends the block a request appends to a subtask: a digest of the
+// request's key, so that a later run of the same request finds its block anywhere in the
+// description and does not append it again. Any key makes a marker with no Markdown or SQL
+// wildcard in it. Every tracker (ClickUp, the embedded one) marks its blocks with it.
+func BlockMarker(ref string) string {
+	sum := sha256.Sum256([]byte("figsupport-append\x00" + ref))
+	return "`figsupport-ref: " + hex.EncodeToString(sum[:8]) + "`"
 }
 
 // SplitName puts the last word of a name in lastname and the rest in firstname ("Marie Anne

@@ -286,11 +286,11 @@ func (t *Tasks) AppendSubtask(ctx context.Context, id, markdown, ref string) (ch
 	case add == "":
 		return subtaskOf(cur), nil
 	case ref != "":
-		marker := blockMarker(ref)
+		marker := chain.BlockMarker(ref)
 		if strings.Contains(old, marker) {
 			return subtaskOf(cur), nil
 		}
-		add = strings.TrimRight(withRef(add, marker), "\n")
+		add += "\n\n" + marker
 	case strings.HasSuffix(old, add):
 		return subtaskOf(cur), nil
 	}
@@ -300,13 +300,6 @@ func (t *Tasks) AppendSubtask(ctx context.Context, id, markdown, ref string) (ch
 	}
 	// PUT replaces the whole description, so repeating it after a lost answer writes the same text.
 	return t.UpdateDescription(ctx, id, next)
-}
-
-// blockMarker is the marker of the block a request appends: derived from its key, so a later run
-// of the same request finds it; distinct from the subtask markers of newRef.
-func blockMarker(requestRef string) string {
-	sum := sha256.Sum256([]byte("figsupport-append\x00" + requestRef))
-	return hex.EncodeToString(sum[:8])
 }
 
 // UpdateDescription replaces the subtask's description with markdown.

@@ -532,11 +532,11 @@ func TestAppendMarkedBlocks(t *testing.T) {
 		t.Fatalf("description = %q, want A then B, once each", md)
 	}
 	for _, ref := range []string{"req-A", "req-B"} {
-		if strings.Count(md, "`"+refPrefix+blockMarker(ref)+"`") != 1 {
+		if strings.Count(md, chain.BlockMarker(ref)) != 1 {
 			t.Errorf("marker of %s not exactly once in %q", ref, md)
 		}
 	}
-	if strings.Contains(md, blockMarker("req-0")) || strings.Count(md, newRef("req-0")) != 1 {
+	if strings.Contains(md, chain.BlockMarker("req-0")) || strings.Count(md, newRef("req-0")) != 1 {
 		t.Errorf("create and append markers mixed up: %q", md)
 	}
 	// An unmarked append still skips an identical last block only.

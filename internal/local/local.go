@@ -8,9 +8,7 @@ package local
 
 import (
 	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -557,17 +555,6 @@ func (s *Store) subtask(id int64) chain.Subtask {
 	return chain.Subtask{ID: sid, URL: s.cfg.TaskURLBase + sid}
 }
 
-// blockRefPrefix starts the line that marks an appended block with its request, as ClickUp's
-// subtasks are marked with the request that created them.
-const blockRefPrefix = "figsupport-ref: "
-
-// BlockMarker is the line that ends a block appended for the request ref: a digest of the ref,
-// so that any request key (free text) makes a marker with no Markdown or SQL wildcard in it.
-func BlockMarker(ref string) string {
-	sum := sha256.Sum256([]byte("figsupport-block\x00" + ref))
-	return "`" + blockRefPrefix + hex.EncodeToString(sum[:8]) + "`"
-}
-
 // AppendSubtask appends markdown to the subtask's description after a rule, marked with ref; a
 // block whose ref is already anywhere in the description is not appended again. One statement.
 func (s *Store) AppendSubtask(ctx context.Context, id, markdown, ref string) (chain.Subtask, error) {
@@ -584,7 +571,7 @@ func (s *Store) AppendSubtask(ctx context.Context, id, markdown, ref string) (ch
 	}
 	marker := ""
 	if ref != "" {
-		marker = BlockMarker(ref)
+		marker = chain.BlockMarker(ref)
 		block += "\n\n" + marker
 	}
 	res, err := s.stmt(qSubtaskAppend).ExecContext(ctx, block, "\n\n---\n\n"+block, s.now().UnixMilli(), n, marker, "%"+marker+"%")

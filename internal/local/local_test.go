@@ -376,20 +376,20 @@ func TestAppendSubtask(t *testing.T) {
 		want   string
 	}{
 		{"one block, marked", "Demande", []call{{"Suite 1", "k1"}},
-			"Demande\n\n---\n\nSuite 1\n\n" + BlockMarker("k1")},
+			"Demande\n\n---\n\nSuite 1\n\n" + chain.BlockMarker("k1")},
 		{"repeat of the last block", "Demande", []call{{"Suite 1", "k1"}, {"Suite 1", "k1"}},
-			"Demande\n\n---\n\nSuite 1\n\n" + BlockMarker("k1")},
+			"Demande\n\n---\n\nSuite 1\n\n" + chain.BlockMarker("k1")},
 		{"repeat after another block was appended", "Demande", []call{{"Suite 1", "k1"}, {"Suite 2", "k2"}, {"Suite 1", "k1"}},
-			"Demande\n\n---\n\nSuite 1\n\n" + BlockMarker("k1") + "\n\n---\n\nSuite 2\n\n" + BlockMarker("k2")},
+			"Demande\n\n---\n\nSuite 1\n\n" + chain.BlockMarker("k1") + "\n\n---\n\nSuite 2\n\n" + chain.BlockMarker("k2")},
 		{"same text, other request: both", "Demande", []call{{"Merci", "k1"}, {"Merci", "k2"}},
-			"Demande\n\n---\n\nMerci\n\n" + BlockMarker("k1") + "\n\n---\n\nMerci\n\n" + BlockMarker("k2")},
+			"Demande\n\n---\n\nMerci\n\n" + chain.BlockMarker("k1") + "\n\n---\n\nMerci\n\n" + chain.BlockMarker("k2")},
 		{"no ref: unmarked, one-off", "Demande", []call{{"Note", ""}, {"Note", ""}},
 			"Demande\n\n---\n\nNote\n\n---\n\nNote"},
 		{"empty description: no leading rule", "", []call{{"Suite 1", "k1"}},
-			"Suite 1\n\n" + BlockMarker("k1")},
+			"Suite 1\n\n" + chain.BlockMarker("k1")},
 		{"nothing to add", "Demande", []call{{"  \n", "k1"}}, "Demande"},
 		{"a ref with wildcards and quotes", "Demande", []call{{"Suite", "a%_'`\n"}, {"Suite", "a%_'`\n"}},
-			"Demande\n\n---\n\nSuite\n\n" + BlockMarker("a%_'`\n")},
+			"Demande\n\n---\n\nSuite\n\n" + chain.BlockMarker("a%_'`\n")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -413,7 +413,7 @@ func TestAppendSubtask(t *testing.T) {
 			}
 		})
 	}
-	if m := BlockMarker("k1"); !regexp.MustCompile("^`figsupport-ref: [0-9a-f]{16}`$").MatchString(m) || m == BlockMarker("k2") {
+	if m := chain.BlockMarker("k1"); !regexp.MustCompile("^`figsupport-ref: [0-9a-f]{16}`$").MatchString(m) || m == chain.BlockMarker("k2") {
 		t.Fatalf("BlockMarker = %q", m)
 	}
 }
