@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -372,6 +373,9 @@ func (r *runner) with(args ...any) {
 func (r *runner) warn(step string, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if se, ok := errors.AsType[*StepError](err); ok && se.Step == step {
+		err = se.Err // the warning names the step once
+	}
 	r.log.Warn("step failed", "step", step, "err", err)
 	r.resp.Warnings = append(r.resp.Warnings, step+": "+err.Error())
 	if f := Classify(err); r.failure == "" || f.Permanent() {

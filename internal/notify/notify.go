@@ -169,10 +169,8 @@ func (n *Notifier) Notify(ctx context.Context, note chain.Notification) error {
 	if err != nil {
 		return err
 	}
-	if err := n.Transport.Send(ctx, m); err != nil {
-		return fmt.Errorf("notify: %w", err)
-	}
-	return nil
+	// The caller names what failed (the chain's step, the command): the transport's error says how.
+	return n.Transport.Send(ctx, m)
 }
 
 // AckEnabled reports whether Acknowledge sends anything: the chain is given the notifier as
@@ -190,7 +188,7 @@ func (n *Notifier) Acknowledge(ctx context.Context, a chain.Ack) error {
 		return err
 	}
 	if err := n.Transport.Send(ctx, m); err != nil {
-		return fmt.Errorf("notify: acknowledgement to %s: %w", m.To[0], err)
+		return fmt.Errorf("acknowledgement to %s: %w", m.To[0], err)
 	}
 	return nil
 }
@@ -201,10 +199,7 @@ func (n *Notifier) Send(ctx context.Context, subject, body string) error {
 	if err != nil {
 		return err
 	}
-	if err := n.Transport.Send(ctx, m); err != nil {
-		return fmt.Errorf("notify: %w", err)
-	}
-	return nil
+	return n.Transport.Send(ctx, m)
 }
 
 // Kind is the transport in use.

@@ -378,8 +378,17 @@ func (s *SMTP) helloName() string {
 
 // explain adds the server address; the error never carries a credential (the SASL exchange is
 // not part of any message).
+// explain adds what the error alone does not say: the server, and for a refused login the
+// mechanism tried.
 func (s *SMTP) explain(err error) error {
-	return fmt.Errorf("%s via %s: %w", strings.ToUpper(s.cfg.Auth), s.addr, err)
+	var se *SMTPError
+	if errors.As(err, &se) && se.Stage == "auth" {
+		return fmt.Errorf("smtp %s, SMTP_AUTH=%s: %w", s.addr, s.cfg.Auth, err)
+	}
+	if errors.As(err, &se) && strings.HasPrefix(se.Stage, "connect") {
+		return err // the connect stage names the address
+	}
+	return fmt.Errorf("smtp %s: %w", s.addr, err)
 }
 
 // Check connects, says EHLO, starts TLS and authenticates, without sending anything.
