@@ -259,9 +259,11 @@ func planProcess(ctx context.Context, o *processOptions, req *payload.Request, s
 			p.DoneSteps = append(p.DoneSteps, name)
 		}
 		slices.SortFunc(p.DoneSteps, func(x, y string) int { return slices.Index(chain.Steps, x) - slices.Index(chain.Steps, y) })
-		if stored, err := chain.DecodeRequest(run); err == nil {
-			req = stored // a resume runs the request as first recorded
+		stored, err := chain.DecodeRequest(run)
+		if err != nil {
+			return err
 		}
+		req = stored // a resume runs the request as first recorded
 	}
 
 	if p.Classification, err = classifyOnce(ctx, a.s, o.NoLLM, req); err != nil {

@@ -239,11 +239,16 @@ func (c *Chain) Process(ctx context.Context, req *payload.Request, ro RunOptions
 	}
 	if run.Attempts > 1 {
 		// Resume with the request as first recorded: its received_at is the customer's, not now.
-		if stored, err := DecodeRequest(run); err != nil {
-			c.d.Log.Warn("resuming with the request as given: the stored one is unreadable", "request_id", run.Key, "err", err)
-		} else {
-			req = stored
+		stored, err := DecodeRequest(run)
+		if err != nil {
+			// A damaged journal entry: a person must look; retrying cannot mend it.
+			o := Outcome{Status: StatusFailed, Error: err.Error(), Failure: FailureInput}
+			if ferr := c.d.Journal.Finish(context.WithoutCancel(ctx), run, o); ferr != nil {
+				c.d.Log.Error("journal: record the failure", "request_id", run.Key, "err", ferr)
+			}
+			return nil, err
 		}
+		req = stored
 		c.d.Log.Info("resuming request", "request_id", run.Key, "attempt", run.Attempts, "done_steps", len(run.Steps))
 	}
 
