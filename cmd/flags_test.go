@@ -38,6 +38,8 @@ func TestFlagsBecomeOptions(t *testing.T) {
 		{"requests show", newRequestsShowCmd(g, func(_ context.Context, o *requestsShowOptions) error { record(*o); return nil }), []string{"demo-1"}, requestsShowOptions{Globals: g, ID: "demo-1"}},
 		{"requests retry --failed", newRequestsRetryCmd(g, func(_ context.Context, o *requestsRetryOptions) error { record(*o); return nil }), []string{"--failed"}, requestsRetryOptions{Globals: g, Failed: true}},
 		{"doctor", newDoctorCmd(g, func(_ context.Context, o *doctorOptions) error { record(*o); return nil }), nil, doctorOptions{Globals: g}},
+		{"mail poll", newMailPollCmd(g, func(_ context.Context, o *mailPollOptions) error { record(*o); return nil }), []string{"--limit", "5"}, mailPollOptions{Globals: g, Limit: 5}},
+		{"serve", newServeCmd(g, func(_ context.Context, o *serveOptions) error { record(*o); return nil }), []string{"--addr", "127.0.0.1:0", "--mode", "async"}, serveOptions{Globals: g, Addr: "127.0.0.1:0", Mode: "async"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

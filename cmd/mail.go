@@ -23,17 +23,16 @@ import (
 )
 
 type mailPollOptions struct {
-	g     *Globals
-	limit int
+	*Globals
+	Limit int
 }
 
 func newMailCmd(g *Globals) *cobra.Command {
-	mail := &cobra.Command{
-		Use:   "mail",
-		Short: "Read the support mailbox (IMAP or Microsoft Graph)",
-		Args:  cobra.NoArgs,
-	}
-	o := &mailPollOptions{g: g}
+	return newGroupCmd("mail", "Read the support mailbox (IMAP or Microsoft Graph)", newMailPollCmd(g, nil))
+}
+
+func newMailPollCmd(g *Globals, runF func(context.Context, *mailPollOptions) error) *cobra.Command {
+	o := &mailPollOptions{Globals: g}
 	poll := &cobra.Command{
 		Use:   "poll",
 		Short: "One pass over the support mailbox: each unread message through the chain",
@@ -57,17 +56,21 @@ polls by itself with FIGSUPPORT_MAIL_POLL_INTERVAL.`,
 		Example: `  figsupport mail poll
   figsupport mail poll --dry-run
   figsupport mail poll --limit 10 -o json`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runMailPoll(cmd.Context(), o) },
+		Args: argNames(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return runMailPoll(cmd.Context(), o)
+		},
 	}
-	poll.Flags().IntVar(&o.limit, "limit", 0, "messages looked at in this pass (default MAIL_MAX_PER_PASS)")
-	mail.AddCommand(poll)
-	return mail
+	poll.Flags().IntVar(&o.Limit, "limit", 0, "messages looked at in this pass (default MAIL_MAX_PER_PASS)")
+	return poll
 }
 
 func runMailPoll(ctx context.Context, o *mailPollOptions) error {
-	g := o.g
-	if o.limit < 0 {
+	g := o.Globals
+	if o.Limit < 0 {
 		return usagef("--limit must be positive")
 	}
 	dir, err := g.dataDir()
@@ -91,7 +94,7 @@ func runMailPoll(ctx context.Context, o *mailPollOptions) error {
 		g.status("backends: %s; mailbox: %s %s", a.backends(), p.Kind(), p.Name())
 		h = a.mailHandler(a.chainRun())
 	}
-	sum, err := p.Poll(ctx, h, mailbox.PassOptions{Limit: o.limit, DryRun: g.DryRun})
+	sum, err := p.Poll(ctx, h, mailbox.PassOptions{Limit: o.Limit, DryRun: g.DryRun})
 	// A pass that failed before any message (login, folder) prints only its error.
 	if sum != nil && (err == nil || len(sum.Messages) > 0) {
 		if perr := printMailSummary(g, sum); perr != nil {

@@ -170,7 +170,7 @@ Exit codes: 0 done, 1 failed at run time (the request is kept; run the same comm
 		newNotifyCmd(g, nil),
 		newRequestsCmd(g),
 		newMailCmd(g),
-		newServeCmd(g),
+		newServeCmd(g, nil),
 		newDoctorCmd(g, nil),
 	)
 	// cobra adds `completion` on Execute; added here, it is a group like ours: an unknown shell

@@ -23,13 +23,13 @@ import (
 )
 
 type serveOptions struct {
-	g    *Globals
-	addr string
-	mode string
+	*Globals
+	Addr string
+	Mode string
 }
 
-func newServeCmd(g *Globals) *cobra.Command {
-	o := &serveOptions{g: g}
+func newServeCmd(g *Globals, runF func(context.Context, *serveOptions) error) *cobra.Command {
+	o := &serveOptions{Globals: g}
 	c := &cobra.Command{
 		Use:   "serve [--addr HOST:PORT] [--mode sync|async]",
 		Short: "Run the webhook daemon: POST /webhook/request runs the chain",
@@ -41,18 +41,23 @@ stops it gracefully: no new request is taken, the ones in flight finish.`,
 		Example: `  figsupport serve
   FIGSUPPORT_WEBHOOK_SECRET=whsec_… figsupport serve --addr :5000`,
 		Args: argNames(),
-		RunE: func(cmd *cobra.Command, _ []string) error { return runServe(cmd.Context(), o, nil) },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if runF != nil {
+				return runF(cmd.Context(), o)
+			}
+			return runServe(cmd.Context(), o)
+		},
 	}
-	c.Flags().StringVar(&o.addr, "addr", "", "listen address (FIGSUPPORT_ADDR; default :5000)")
-	c.Flags().StringVar(&o.mode, "mode", "", "sync or async (FIGSUPPORT_MODE; default sync)")
+	c.Flags().StringVar(&o.Addr, "addr", "", "listen address (FIGSUPPORT_ADDR; default :5000)")
+	c.Flags().StringVar(&o.Mode, "mode", "", "sync or async (FIGSUPPORT_MODE; default sync)")
 	return c
 }
 
-// runServe serves until ctx ends. ready, when set, receives the bound address (tests).
-func runServe(ctx context.Context, o *serveOptions, ready chan<- string) error {
-	g := o.g
+// runServe serves until ctx ends (SIGTERM, SIGINT).
+func runServe(ctx context.Context, o *serveOptions) error {
+	g := o.Globals
 	v := g.Values
-	addr := o.addr
+	addr := o.Addr
 	if addr == "" {
 		addr = v.String("FIGSUPPORT_ADDR")
 	}
@@ -66,7 +71,7 @@ func runServe(ctx context.Context, o *serveOptions, ready chan<- string) error {
 		g.Log.Warn("no FIGSUPPORT_WEBHOOK_SECRET or FIGSUPPORT_WEBHOOK_TOKEN: listening on loopback only", "asked", addr)
 		host = "127.0.0.1"
 	}
-	mode := o.mode
+	mode := o.Mode
 	if mode == "" {
 		mode = v.OneOf("FIGSUPPORT_MODE", server.ModeSync, server.ModeAsync)
 	} else if mode != server.ModeSync && mode != server.ModeAsync {
@@ -186,9 +191,6 @@ func runServe(ctx context.Context, o *serveOptions, ready chan<- string) error {
 	// resumed at start, then as their retry policy makes them due.
 	pl.Start()
 	log.Info("serving", "addr", ln.Addr().String(), "mode", mode, "auth", auth, "workers", a.s.workers, "backends", a.backends(), "data_dir", a.dir)
-	if ready != nil {
-		ready <- ln.Addr().String()
-	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
