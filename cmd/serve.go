@@ -32,14 +32,23 @@ func newServeCmd(g *Globals, runF func(context.Context, *serveOptions) error) *c
 	o := &serveOptions{Globals: g}
 	c := &cobra.Command{
 		Use:   "serve [--addr HOST:PORT] [--mode sync|async]",
-		Short: "Run the webhook daemon: POST /webhook/request runs the chain",
-		Long: `Serves POST /webhook/request (JSON, or multipart/form-data with file parts) and GET /healthz.
-Requests are authenticated by a Standard Webhooks signature (FIGSUPPORT_WEBHOOK_SECRET) or a bearer
-token (FIGSUPPORT_WEBHOOK_TOKEN); with neither configured the daemon listens on loopback only.
-Unfinished requests in the journal are resumed at start and retried with backoff. SIGTERM or SIGINT
-stops it gracefully: no new request is taken, the ones in flight finish.`,
+		Short: "Run the webhook daemon: POST /webhook/request and /webhook/email run the chain",
+		Long: `Serves POST /webhook/request (JSON, or multipart/form-data with file parts), POST /webhook/email
+(a raw e-mail), GET /requests/{id} (a request's state), GET /metrics (Prometheus), and GET /livez,
+/readyz and /healthz. Requests are authenticated by a Standard Webhooks signature
+(FIGSUPPORT_WEBHOOK_SECRET) or a bearer token (FIGSUPPORT_WEBHOOK_TOKEN); with neither configured
+the daemon listens on loopback only.
+
+Every request is recorded in the journal before any 2xx. In sync mode (the default) the answer is
+the chain's result, or 202 past FIGSUPPORT_SYNC_TIMEOUT; in async mode, 202 at once. A pool of
+FIGSUPPORT_WORKERS processes the journal: new requests, those left by a process that died (at
+once), and failures as their retry policy makes them due; past FIGSUPPORT_MAX_BACKLOG new requests
+get 503. With FIGSUPPORT_MAIL_POLL_INTERVAL the daemon also reads the support mailbox.
+
+SIGTERM or SIGINT stops it gracefully: new requests get 503 and /readyz 503, runs in flight finish
+within FIGSUPPORT_SHUTDOWN_TIMEOUT or are recorded for the next start; exit 0.`,
 		Example: `  figsupport serve
-  FIGSUPPORT_WEBHOOK_SECRET=whsec_… figsupport serve --addr :5000`,
+  FIGSUPPORT_WEBHOOK_SECRET=whsec_… figsupport serve --addr :5000 --mode async`,
 		Args: argNames(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if runF != nil {
