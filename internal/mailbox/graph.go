@@ -1,7 +1,6 @@
 package mailbox
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,14 +15,15 @@ import (
 	"github.com/figurative/figsupport/internal/backoff"
 	"github.com/figurative/figsupport/internal/health"
 	"github.com/figurative/figsupport/internal/oauth"
+	"github.com/figurative/figsupport/internal/rest"
 )
 
 // DefaultGraphBaseURL is Microsoft Graph's host; requests add /v1.0.
 const DefaultGraphBaseURL = "https://graph.microsoft.com"
 
-// GraphConfig is the Graph source's set-up. Its HTTP code is small and self-contained (one do
-// method: token, retries of 429/503/504 with Retry-After, error decoding) so that it can move onto
-// a shared HTTP core later.
+// GraphConfig is the Graph source's set-up. Its calls go through the shared HTTP core
+// (internal/rest): the token on each attempt, 429/503/504 retried after Retry-After, errors decoded
+// into a *GraphError.
 type GraphConfig struct {
 	Mailbox string // MAIL_GRAPH_MAILBOX: the mailbox read (users/{mailbox})
 	BaseURL string // GRAPH_BASE_URL, default DefaultGraphBaseURL
@@ -42,9 +42,7 @@ type graphSource struct {
 	processed string
 	rejected  string
 	tokens    *oauth.TokenSource
-	hc        *http.Client
-	retry     backoff.Policy
-	sleep     func(context.Context, time.Duration) error
+	api       rest.Client
 }
 
 func newGraph(c Config) (*graphSource, error) {
@@ -83,8 +81,22 @@ func newGraph(c Config) (*graphSource, error) {
 	if c.Retry != nil {
 		retry = *c.Retry
 	}
-	return &graphSource{cfg: cfg, base: base, user: user, folder: c.Folder, processed: c.ProcessedFolder,
-		rejected: c.RejectedFolder, tokens: t, hc: hc, retry: retry, sleep: backoff.Sleep}, nil
+	g := &graphSource{cfg: cfg, base: base, user: user, folder: c.Folder, processed: c.ProcessedFolder,
+		rejected: c.RejectedFolder, tokens: t}
+	g.api = rest.Client{
+		Service: "graph", BaseURL: base, HTTP: hc, Retry: retry,
+		Authorize: func(ctx context.Context, r *http.Request) error {
+			tok, err := g.tokens.Token(ctx)
+			if err != nil {
+				return err
+			}
+			r.Header.Set("Authorization", "Bearer "+tok)
+			return nil
+		},
+		CheckResponse: checkGraph,
+		Sleep:         c.Sleep,
+	}
+	return g, nil
 }
 
 func (g *graphSource) kind() string { return SourceGraph }
@@ -123,75 +135,24 @@ func (e *GraphError) Error() string {
 	return b.String()
 }
 
-func (e *GraphError) retryable() bool {
+// Temporary reports Graph's throttling answers (429, 503, 504): given before anything is done,
+// they are retried after Retry-After. Anything else is not.
+func (e *GraphError) Temporary() bool {
 	return e.Status == http.StatusTooManyRequests || e.Status == http.StatusServiceUnavailable || e.Status == http.StatusGatewayTimeout
 }
 
-// do sends one request, retrying throttling (429, 503, 504: Graph answers them before doing
-// anything) after Retry-After within the backoff policy. On a 2xx it returns the open response and
-// a cancel function that ends the request's own deadline (stream=false); the caller closes both.
-func (g *graphSource) do(ctx context.Context, op, method, target string, body any, stream bool) (*http.Response, context.CancelFunc, error) {
-	var payload []byte
-	if body != nil {
-		var err error
-		if payload, err = json.Marshal(body); err != nil {
-			return nil, nil, fmt.Errorf("graph %s: %w", op, err)
-		}
-	}
-	attempts := max(1, g.retry.Attempts)
-	for attempt := 1; ; attempt++ {
-		rctx, cancel := ctx, context.CancelFunc(func() {})
-		if !stream {
-			rctx, cancel = context.WithTimeout(ctx, g.cfg.Timeout)
-		}
-		resp, err := g.once(rctx, op, method, target, payload)
-		if err == nil {
-			return resp, cancel, nil
-		}
-		cancel()
-		var ge *GraphError
-		if !errors.As(err, &ge) || !ge.retryable() || attempt >= attempts || ctx.Err() != nil {
-			if errors.As(err, &ge) && ge.retryable() && attempt > 1 {
-				err = fmt.Errorf("%w (gave up after %d attempts)", err, attempt)
-			}
-			return nil, nil, err
-		}
-		if serr := g.sleep(ctx, g.retry.Delay(attempt, ge.RetryAfter)); serr != nil {
-			return nil, nil, fmt.Errorf("graph %s: %w", op, errors.Join(serr, ge))
-		}
-	}
-}
+// Refused: a throttling answer did nothing, so even a move may be repeated.
+func (e *GraphError) Refused() bool { return e.Temporary() }
 
-func (g *graphSource) once(ctx context.Context, op, method, target string, payload []byte) (*http.Response, error) {
-	tok, err := g.tokens.Token(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("graph: %w", err)
-	}
-	var rd io.Reader
-	if payload != nil {
-		rd = bytes.NewReader(payload)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, target, rd)
-	if err != nil {
-		return nil, fmt.Errorf("graph %s: %w", op, err)
-	}
-	req.Header.Set("Authorization", "Bearer "+tok)
-	if payload != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := g.hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("graph %s: %w", op, err)
-	}
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		return resp, nil
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	e := &GraphError{Op: op, Status: resp.StatusCode, RequestID: resp.Header.Get("request-id")}
-	if s, err := strconv.Atoi(strings.TrimSpace(resp.Header.Get("Retry-After"))); err == nil && s >= 0 {
-		e.RetryAfter = max(time.Duration(s)*time.Second, time.Millisecond)
-	}
+// RateLimited reports a 429.
+func (e *GraphError) RateLimited() bool { return e.Status == http.StatusTooManyRequests }
+
+// RetryHint is Graph's Retry-After.
+func (e *GraphError) RetryHint() time.Duration { return e.RetryAfter }
+
+// checkGraph is Graph's error body ({"error": {"code", "message"}}) as a *GraphError.
+func checkGraph(req *rest.Request, resp *http.Response, data []byte) error {
+	e := &GraphError{Op: req.Op, Status: resp.StatusCode, RequestID: resp.Header.Get("request-id"), RetryAfter: rest.RetryAfter(resp.Header, time.Now())}
 	var body struct {
 		Error struct {
 			Code    string `json:"code"`
@@ -201,34 +162,24 @@ func (g *graphSource) once(ctx context.Context, op, method, target string, paylo
 	if json.Unmarshal(data, &body) == nil {
 		e.Code, e.Message = body.Error.Code, body.Error.Message
 	}
-	return nil, e
+	return e
 }
 
-// getJSON decodes a JSON answer into v.
-func (g *graphSource) getJSON(ctx context.Context, op, target string, v any) error {
-	resp, cancel, err := g.do(ctx, op, http.MethodGet, target, nil, false)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	defer resp.Body.Close()
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 16<<20)).Decode(v); err != nil {
-		return fmt.Errorf("graph %s: decode: %w", op, err)
-	}
-	return nil
+// getJSON decodes the answer to a GET of path (below the base URL, query included) into v. Each
+// attempt's wait for the answer is bounded by the transport (Timeout); throttling is waited out.
+func (g *graphSource) getJSON(ctx context.Context, op, path string, v any) error {
+	return g.api.Do(ctx, &rest.Request{Method: http.MethodGet, Path: path, Op: op, Idempotent: true}, v)
 }
 
-func (g *graphSource) send(ctx context.Context, op, method, target string, body any) error {
-	resp, cancel, err := g.do(ctx, op, method, target, body, false)
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-	return resp.Body.Close()
+// send sends a change (mark read, flag, move). A move is not idempotent: only throttling, which
+// did nothing, is retried; a failure whose outcome is unknown leaves the message for the next
+// pass, whose journal replays it.
+func (g *graphSource) send(ctx context.Context, op, method, path string, body any, idempotent bool) error {
+	return g.api.Do(ctx, &rest.Request{Method: method, Path: path, Op: op, Body: body, Idempotent: idempotent}, nil)
 }
 
-func (g *graphSource) userURL() string { return g.base + "/v1.0/users/" + url.PathEscape(g.user) }
+// userPath is the mailbox's path below the base URL.
+func (g *graphSource) userPath() string { return "/v1.0/users/" + url.PathEscape(g.user) }
 
 // wellKnown are Graph's well-known folder names, usable in place of an id.
 var wellKnown = map[string]bool{
@@ -254,13 +205,13 @@ func (g *graphSource) resolveFolder(ctx context.Context, key, path string) (grap
 	for i, seg := range segs {
 		seg = strings.TrimSpace(seg)
 		if i == 0 && wellKnown[strings.ToLower(seg)] {
-			err := g.getJSON(ctx, "get folder "+seg, g.userURL()+"/mailFolders/"+strings.ToLower(seg)+"?"+sel, &cur)
+			err := g.getJSON(ctx, "get folder "+seg, g.userPath()+"/mailFolders/"+strings.ToLower(seg)+"?"+sel, &cur)
 			if err != nil {
 				return cur, g.folderErr(key, path, err)
 			}
 			continue
 		}
-		parent := g.userURL() + "/mailFolders"
+		parent := g.userPath() + "/mailFolders"
 		if i > 0 {
 			parent += "/" + url.PathEscape(cur.ID) + "/childFolders"
 		}
@@ -349,7 +300,7 @@ func (s *graphSession) list(ctx context.Context, limit int, retry func(string) b
 		"$select":  {"id,internetMessageId,subject,from,receivedDateTime"},
 		"$top":     {strconv.Itoa(min(g.cfg.PageSize, 1000))},
 	}
-	next := g.userURL() + "/mailFolders/" + url.PathEscape(s.folder.ID) + "/messages?" + q.Encode()
+	next := g.userPath() + "/mailFolders/" + url.PathEscape(s.folder.ID) + "/messages?" + q.Encode()
 	var all []Message
 	fresh := 0
 	for page := 0; next != "" && fresh < limit && page < maxListPages; page++ {
@@ -370,10 +321,14 @@ func (s *graphSession) list(ctx context.Context, limit int, retry func(string) b
 				fresh++
 			}
 		}
-		next = body.NextLink
-		// The next link carries the token's audience: follow it only to the same Graph host.
-		if next != "" && !strings.HasPrefix(next, g.base+"/") {
-			return nil, false, fmt.Errorf("graph list messages: @odata.nextLink %q is not under GRAPH_BASE_URL", next)
+		next = ""
+		if body.NextLink != "" {
+			// The next link carries the token's audience: follow it only to the same Graph host.
+			tail, ok := strings.CutPrefix(body.NextLink, g.base+"/")
+			if !ok {
+				return nil, false, fmt.Errorf("graph list messages: @odata.nextLink %q is not under GRAPH_BASE_URL", body.NextLink)
+			}
+			next = "/" + tail
 		}
 	}
 	ids := make([]string, len(all))
@@ -390,42 +345,39 @@ func (s *graphSession) list(ctx context.Context, limit int, retry func(string) b
 	return out, more || next != "", nil
 }
 
-func (s *graphSession) msgURL(id string) string {
-	return s.g.userURL() + "/messages/" + url.PathEscape(id)
+func (s *graphSession) msgPath(id string) string {
+	return s.g.userPath() + "/messages/" + url.PathEscape(id)
 }
 
 // fetch streams the raw MIME message (/$value) to fn.
 func (s *graphSession) fetch(ctx context.Context, id string, fn func(io.Reader) error) error {
-	resp, cancel, err := s.g.do(ctx, "get message", http.MethodGet, s.msgURL(id)+"/$value", nil, true)
+	// A large message streams for as long as it takes, within the pass's context.
+	err := s.g.api.Do(ctx, &rest.Request{Method: http.MethodGet, Path: s.msgPath(id) + "/$value", Op: "get message",
+		Idempotent: true, Stream: fn}, nil)
 	var ge *GraphError
 	if errors.As(err, &ge) && ge.Status == http.StatusNotFound {
 		return errGone
 	}
-	if err != nil {
-		return err
-	}
-	defer cancel()
-	defer resp.Body.Close()
-	return fn(resp.Body)
+	return err
 }
 
 func (s *graphSession) done(ctx context.Context, id string) (string, error) {
 	if s.processed != "" {
 		return "moved to " + s.g.processed, s.move(ctx, id, s.processed)
 	}
-	return "seen", s.g.send(ctx, "mark read", http.MethodPatch, s.msgURL(id), map[string]any{"isRead": true})
+	return "seen", s.g.send(ctx, "mark read", http.MethodPatch, s.msgPath(id), map[string]any{"isRead": true}, true)
 }
 
 func (s *graphSession) reject(ctx context.Context, id string) (string, error) {
 	if s.rejected != "" {
 		return "moved to " + s.g.rejected, s.move(ctx, id, s.rejected)
 	}
-	return "flagged", s.g.send(ctx, "flag", http.MethodPatch, s.msgURL(id),
-		map[string]any{"isRead": true, "flag": map[string]string{"flagStatus": "flagged"}})
+	return "flagged", s.g.send(ctx, "flag", http.MethodPatch, s.msgPath(id),
+		map[string]any{"isRead": true, "flag": map[string]string{"flagStatus": "flagged"}}, true)
 }
 
 func (s *graphSession) move(ctx context.Context, id, dest string) error {
-	return s.g.send(ctx, "move message", http.MethodPost, s.msgURL(id)+"/move", map[string]string{"destinationId": dest})
+	return s.g.send(ctx, "move message", http.MethodPost, s.msgPath(id)+"/move", map[string]string{"destinationId": dest}, false)
 }
 
 // check gets a token and resolves the folders; nothing is changed.

@@ -21,8 +21,11 @@ const support = "support@figurative.fr"
 
 var t0 = time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
 
-// fastRetry keeps Retry-After's shape (a hint is honoured up to Max) without the wait.
+// fastRetry is three attempts; the waits (Retry-After honoured whole) are not slept but skipped
+// by noSleep.
 var fastRetry = &backoff.Policy{Attempts: 3, Base: time.Millisecond, Max: 2 * time.Millisecond}
+
+func noSleep(ctx context.Context, _ time.Duration) error { return ctx.Err() }
 
 func graphConfig(f *graphmailfake.Server) mailbox.Config {
 	return mailbox.Config{
@@ -30,6 +33,7 @@ func graphConfig(f *graphmailfake.Server) mailbox.Config {
 		Graph:  mailbox.GraphConfig{Mailbox: support, BaseURL: f.URL, PageSize: 2},
 		OAuth:  oauth.Config{ClientID: graphfake.ClientID, ClientSecret: graphfake.ClientSecret, TokenURL: f.Tokens.TokenURL()},
 		Retry:  fastRetry,
+		Sleep:  noSleep,
 	}
 }
 

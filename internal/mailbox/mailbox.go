@@ -153,6 +153,8 @@ type Config struct {
 	// State remembers failed messages between passes; nil: in memory only (one process's passes).
 	State State
 	Retry *backoff.Policy // Graph throttling; default backoff.Default
+	// Sleep waits between Graph attempts (backoff.Sleep when nil); tests record the waits instead.
+	Sleep func(ctx context.Context, d time.Duration) error
 	Log   *slog.Logger
 	Now   func() time.Time
 }

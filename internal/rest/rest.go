@@ -40,6 +40,11 @@ type Request struct {
 	// Raw, when not nil, is sent as it is, with ContentType, instead of Body.
 	Raw         []byte
 	ContentType string
+	// Op names the request in errors ("list messages"); default "METHOD path".
+	Op string
+	// Stream, when set, reads a 2xx answer's body itself (a large download) instead of Do
+	// decoding it; its error ends Do, never retried (the body was consumed).
+	Stream func(io.Reader) error
 	// Idempotent says that repeating the request cannot do its work twice (a GET, a PUT or PATCH
 	// setting whole values): it is retried after any temporary failure. A request that is not is
 	// sent again after a failure whose outcome is unknown only once Lookup has not found its effect.
@@ -158,6 +163,9 @@ func (c *Client) Do(ctx context.Context, req *Request, out any) error {
 		if err == nil {
 			return nil
 		}
+		if se, ok := errors.AsType[*streamError](err); ok {
+			return se.err
+		}
 		var f Failure
 		failure := errors.As(err, &f)
 		// A temporary failure that is not a refusal (a 5xx, no answer) leaves a create's outcome unknown.
@@ -220,6 +228,9 @@ func (c *Client) sleep(ctx context.Context, d time.Duration) error {
 }
 
 func (c *Client) name(req *Request) string {
+	if req.Op != "" {
+		return c.Service + " " + req.Op
+	}
 	return c.Service + " " + req.Method + " " + req.Path
 }
 
@@ -260,6 +271,12 @@ func (c *Client) once(ctx context.Context, req *Request, payload []byte, out any
 	if c.Observe != nil {
 		c.Observe(resp)
 	}
+	if req.Stream != nil && resp.StatusCode >= 200 && resp.StatusCode <= 299 {
+		if err := req.Stream(resp.Body); err != nil {
+			return &streamError{err}
+		}
+		return nil
+	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxAnswer))
 	if err != nil {
 		return &NetError{Service: c.Service, Method: req.Method, Path: req.Path, Err: fmt.Errorf("read answer: %w", redact(err)), Sent: true}
@@ -275,6 +292,12 @@ func (c *Client) once(ctx context.Context, req *Request, payload []byte, out any
 	}
 	return nil
 }
+
+// streamError is a Stream function's own error: returned as it is, never retried.
+type streamError struct{ err error }
+
+func (e *streamError) Error() string { return e.err.Error() }
+func (e *streamError) Unwrap() error { return e.err }
 
 // NetError is an attempt that got no answer: a refused or dropped connection, a timeout. It is
 // temporary, and its outcome unknown unless the connection was never made.
