@@ -170,23 +170,6 @@ func oauthConfig(v *config.Values) oauth.Config {
 	}
 }
 
-// processEmail is the one path of a raw e-mail, whichever entry point brought it (process --eml,
-// the mailbox, the daemon's poller and webhook): read into a request whose attachments wait in the
-// spool, run through the chain, the spool cleaned once the request is done. A failed run keeps
-// its spooled files: the journal's retry resumes with them.
-func (a *app) processEmail(ctx context.Context, raw io.Reader, ro chain.RunOptions) (*payload.Request, *payload.Response, error) {
-	req, err := a.s.parseEmail(raw, a.g.Now(), a.spoolDir())
-	if err != nil {
-		return nil, nil, err
-	}
-	resp, err := a.chain().Process(ctx, req, ro)
-	if err != nil {
-		return req, nil, fmt.Errorf("request %s: %w", req.Key(), err)
-	}
-	doneEmail(a.g, a.spoolDir(), req)
-	return req, resp, nil
-}
-
 // parseEmail reads a raw e-mail into a request; its attachments go to spool.
 func (s settings) parseEmail(raw io.Reader, now time.Time, spool string) (*payload.Request, error) {
 	return payload.ParseEmail(raw, s.limits, now, spool, s.maxFileBytes)

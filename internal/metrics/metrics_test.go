@@ -31,8 +31,7 @@ func TestScriptedRun(t *testing.T) {
 	ctx := context.Background()
 	backlog := 3
 	oldest := t0
-	var m *metrics.Metrics
-	m = metrics.New(metrics.Gauges{
+	m := metrics.New(metrics.Gauges{
 		Backlog:       func() int { return backlog },
 		OldestPending: func(context.Context) (time.Time, error) { return oldest, nil },
 	})
