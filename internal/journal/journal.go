@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/figurative/figsupport/internal/chain"
+	"github.com/figurative/figsupport/internal/postgres"
 	"github.com/figurative/figsupport/internal/sqlite"
 )
 
@@ -30,10 +31,11 @@ import (
 // every third of it.
 const DefaultLease = time.Minute
 
-// Journal is the SQLite journal. It implements chain.Journal.
+// Journal is the journal on SQLite (one machine) or PostgreSQL (several). It implements
+// chain.Journal.
 type Journal struct {
-	db      *sql.DB
-	lockDir string
+	db      store
+	lockDir string // SQLite: the owner and per-contact lock files; "" on PostgreSQL
 	owner   string
 	ownerFL *fileLock // held for the journal's lifetime: others test it to know this owner lives
 	// lease and clock are set by tests while the renewer runs.
@@ -110,7 +112,22 @@ func Open(ctx context.Context, db *sql.DB, lockDir string) (*Journal, error) {
 	if err != nil || fl == nil {
 		return nil, fmt.Errorf("journal: take the owner lock: %w", errors.Join(err, errors.New("lock busy")))
 	}
-	j := &Journal{db: db, lockDir: lockDir, owner: owner, ownerFL: fl, lease: DefaultLease, clock: time.Now,
+	j := &Journal{db: store{DB: db}, lockDir: lockDir, owner: owner, ownerFL: fl, lease: DefaultLease, clock: time.Now,
+		inflight: map[string]*keyLock{}, stop: make(chan struct{}), done: make(chan struct{})}
+	go j.renew()
+	return j, nil
+}
+
+// OpenPostgres opens the journal in a PostgreSQL database shared by several daemons: runs are
+// held under a lease only (a dead instance's are taken over when it expires), contacts are locked
+// with advisory locks, which the server releases when an instance's connection dies.
+func OpenPostgres(ctx context.Context, db *sql.DB) (*Journal, error) {
+	if err := postgres.Migrate(ctx, db, "journal", pgMigrations); err != nil {
+		return nil, err
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	j := &Journal{db: store{DB: db, pg: true}, owner: hex.EncodeToString(b[:]), lease: DefaultLease, clock: time.Now,
 		inflight: map[string]*keyLock{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go j.renew()
 	return j, nil
@@ -140,7 +157,7 @@ func OpenReadOnly(ctx context.Context, db *sql.DB) (*Journal, error) {
 	}
 	done := make(chan struct{})
 	close(done)
-	return &Journal{db: db, lease: DefaultLease, clock: time.Now, inflight: map[string]*keyLock{}, stop: make(chan struct{}), done: done}, nil
+	return &Journal{db: store{DB: db}, lease: DefaultLease, clock: time.Now, inflight: map[string]*keyLock{}, stop: make(chan struct{}), done: done}, nil
 }
 
 func ownerFile(owner string) string { return "owner-" + owner + ".lock" }
@@ -155,12 +172,14 @@ func (j *Journal) Close() error {
 	}
 	close(j.stop)
 	<-j.done
-	if j.ownerFL == nil { // read-only
+	if j.owner == "" { // read-only
 		return nil
 	}
 	_, err := j.db.ExecContext(context.Background(), `UPDATE requests SET owner = '', lease_until = 0
 		WHERE owner = ? AND status IN (?, ?)`, j.owner, chain.StatusQueued, chain.StatusRunning)
-	j.ownerFL.release()
+	if j.ownerFL != nil {
+		j.ownerFL.release()
+	}
 	if err != nil {
 		return fmt.Errorf("journal: release runs: %w", err)
 	}
@@ -224,8 +243,12 @@ func (j *Journal) Held(run *chain.Run) bool {
 	return j.ownerAlive(run.Owner)
 }
 
-// ownerAlive tests the owner's lock file: free (or gone) means its process died.
+// ownerAlive tests the owner's lock file: free (or gone) means its process died. On PostgreSQL
+// the owners are on other machines: the lease alone says.
 func (j *Journal) ownerAlive(owner string) bool {
+	if j.db.pg {
+		return true
+	}
 	if strings.ContainsAny(owner, `/\.`) {
 		return false
 	}
@@ -244,8 +267,9 @@ func (j *Journal) ownerAlive(owner string) bool {
 }
 
 // Lock serialises work on name (a contact's e-mail) across goroutines of this process and across
-// processes sharing the data dir; it waits until ctx ends. Goroutines wait on a channel, so no
-// file is open for a waiting request; the holder's lock file is removed on release.
+// processes sharing the data dir — or, on PostgreSQL, the database; it waits until ctx ends.
+// Goroutines wait on a channel, so no file or connection is held for a waiting request; the
+// holder's lock file is removed on release.
 func (j *Journal) Lock(ctx context.Context, name string) (func(), error) {
 	sum := sha256.Sum256([]byte(strings.ToLower(strings.TrimSpace(name))))
 	id := hex.EncodeToString(sum[:12])
@@ -272,7 +296,16 @@ func (j *Journal) Lock(ctx context.Context, name string) (func(), error) {
 		release()
 		return nil, fmt.Errorf("journal: wait for lock: %w", ctx.Err())
 	}
-	fl, err := lockFile(ctx, filepath.Join(j.lockDir, id+".lock"))
+	var unlock func()
+	var err error
+	if j.db.pg {
+		unlock, err = j.advisoryLock(ctx, sum)
+	} else {
+		var fl *fileLock
+		if fl, err = lockFile(ctx, filepath.Join(j.lockDir, id+".lock")); err == nil {
+			unlock = fl.release
+		}
+	}
 	if err != nil {
 		<-kl.ch
 		release()
@@ -281,7 +314,7 @@ func (j *Journal) Lock(ctx context.Context, name string) (func(), error) {
 	var once sync.Once
 	return func() {
 		once.Do(func() {
-			fl.release()
+			unlock()
 			<-kl.ch
 			release()
 		})
@@ -297,7 +330,7 @@ func (j *Journal) Record(ctx context.Context, n chain.NewRun) (*chain.Run, error
 		return nil, fmt.Errorf("journal: record %s: %w", n.Key, err)
 	}
 	defer tx.Rollback()
-	run, err := scanRun(tx.QueryRowContext(ctx, selectRun+` WHERE key = ? AND archived = 0`, n.Key))
+	run, err := scanRun(tx.QueryRowContext(ctx, selectRun+` WHERE key = ? AND archived = 0`+j.db.forUpdate(), n.Key))
 	switch {
 	case err == nil && !(chain.Finished(run.Status) && !now.Before(run.ExpiresAt)):
 		return run, nil
@@ -312,9 +345,14 @@ func (j *Journal) Record(ctx context.Context, n chain.NewRun) (*chain.Run, error
 		Steps: map[string]json.RawMessage{}, CreatedAt: now.UTC(), UpdatedAt: now.UTC(), ExpiresAt: now.Add(n.TTL).UTC(),
 		Owner: j.owner, LeaseUntil: now.Add(j.leaseLen()).UTC()}
 	err = tx.QueryRowContext(ctx, `INSERT INTO requests(key, hash, email, status, request, attempts, created_at, updated_at, expires_at, owner, lease_until)
-		VALUES(?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?) RETURNING id`,
+		VALUES(?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?) ON CONFLICT(key) WHERE archived = 0 DO NOTHING RETURNING id`,
 		n.Key, n.Hash, n.Email, chain.StatusQueued, string(n.Request), now.UnixMilli(), now.UnixMilli(), now.Add(n.TTL).UnixMilli(),
 		j.owner, now.Add(j.leaseLen()).UnixMilli()).Scan(&run.ID)
+	if errors.Is(err, sql.ErrNoRows) {
+		// Another instance recorded the key between the read and the insert: it is recorded.
+		tx.Rollback()
+		return scanRun(j.db.QueryRowContext(ctx, selectRun+` WHERE key = ? AND archived = 0`, n.Key))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("journal: record %s: %w", n.Key, err)
 	}
@@ -330,7 +368,7 @@ func (j *Journal) Begin(ctx context.Context, n chain.NewRun, force bool) (*chain
 	}
 	defer tx.Rollback()
 
-	run, err := scanRun(tx.QueryRowContext(ctx, selectRun+` WHERE key = ? AND archived = 0`, n.Key))
+	run, err := scanRun(tx.QueryRowContext(ctx, selectRun+` WHERE key = ? AND archived = 0`+j.db.forUpdate(), n.Key))
 	switch {
 	case errors.Is(err, chain.ErrRunNotFound):
 		run = nil
@@ -369,8 +407,13 @@ func (j *Journal) Begin(ctx context.Context, n chain.NewRun, force bool) (*chain
 	}
 	var id int64
 	err = tx.QueryRowContext(ctx, `INSERT INTO requests(key, hash, email, status, request, created_at, updated_at, expires_at, owner, lease_until)
-		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`, n.Key, n.Hash, n.Email, chain.StatusRunning, string(n.Request),
+		VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) WHERE archived = 0 DO NOTHING RETURNING id`, n.Key, n.Hash, n.Email, chain.StatusRunning, string(n.Request),
 		now.UnixMilli(), now.UnixMilli(), now.Add(n.TTL).UnixMilli(), j.owner, now.Add(j.leaseLen()).UnixMilli()).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		// Another instance recorded the key between the read and the insert: begin on its run.
+		tx.Rollback()
+		return j.Begin(ctx, n, false)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("journal: record %s: %w", n.Key, err)
 	}
@@ -382,7 +425,7 @@ func (j *Journal) Begin(ctx context.Context, n chain.NewRun, force bool) (*chain
 		Owner: j.owner, LeaseUntil: now.Add(j.leaseLen()).UTC()}, nil
 }
 
-func commit(tx *sql.Tx, key string) error {
+func commit(tx storeTx, key string) error {
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("journal: record %s: %w", key, err)
 	}
@@ -540,8 +583,17 @@ func (j *Journal) query(ctx context.Context, q string, args ...any) ([]*chain.Ru
 }
 
 // Writable checks that the journal can take a write now (the daemon's readiness): it opens a
-// write transaction and rolls it back, writing nothing.
+// write transaction and rolls it back, writing nothing; PostgreSQL must not be a read-only replica.
 func (j *Journal) Writable(ctx context.Context) error {
+	if j.db.pg {
+		var ro bool
+		if err := j.db.QueryRowContext(ctx, `SELECT pg_is_in_recovery()`).Scan(&ro); err != nil {
+			return fmt.Errorf("journal: not writable: %w", err)
+		}
+		if ro {
+			return errors.New("journal: not writable: the database is a read-only replica")
+		}
+	}
 	tx, err := j.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("journal: not writable: %w", err)

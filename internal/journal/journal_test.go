@@ -18,7 +18,9 @@ import (
 	"time"
 
 	"github.com/figurative/figsupport/internal/chain"
+	"github.com/figurative/figsupport/internal/postgres"
 	"github.com/figurative/figsupport/internal/sqlite"
+	"github.com/figurative/figsupport/internal/testsrv/pgtest"
 )
 
 // clock is a settable clock for SetClock.
@@ -46,7 +48,55 @@ type env struct {
 	clk   *clock
 	dir   string
 	locks string
+	dsn   string // PostgreSQL's database, when the env is on PostgreSQL
 }
+
+// The databases the journal runs on: the tests that hold for both run on each (PostgreSQL skips,
+// saying so, where its server binaries are absent).
+var databases = []string{"sqlite", "postgres"}
+
+// onEachDB runs test on each database, as a subtest.
+func onEachDB(t *testing.T, test func(t *testing.T, db string)) {
+	for _, db := range databases {
+		t.Run(db, func(t *testing.T) { test(t, db) })
+	}
+}
+
+// newEnvOn is a journal on db with a fixed clock.
+func newEnvOn(t *testing.T, db string) *env {
+	t.Helper()
+	if db == "sqlite" {
+		return newEnv(t)
+	}
+	dsn := pgtest.New(t)
+	e := &env{clk: &clock{t: t0}, dsn: dsn}
+	e.j = e.another(t)
+	return e
+}
+
+// another is a second journal on the env's database, as another process (or instance) has.
+func (e *env) another(t *testing.T) *Journal {
+	t.Helper()
+	if e.dsn == "" {
+		j := open(t, e.dir)
+		j.SetClock(e.clk.now)
+		return j
+	}
+	db, err := postgres.Open(context.Background(), e.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	j, err := OpenPostgres(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { j.Close() })
+	j.SetClock(e.clk.now)
+	return j
+}
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
 
 func open(t *testing.T, dir string) *Journal {
 	t.Helper()
@@ -94,11 +144,13 @@ func (e *env) begin(t *testing.T, key, hash string, force bool) *chain.Run {
 	return run
 }
 
-func TestBegin(t *testing.T) {
+func TestBegin(t *testing.T) { onEachDB(t, testBegin) }
+
+func testBegin(t *testing.T, db string) {
 	ctx := context.Background()
 
 	t.Run("new run", func(t *testing.T) {
-		e := newEnv(t)
+		e := newEnvOn(t, db)
 		run := e.begin(t, "k1", "h1", false)
 		if run.Attempts != 1 || run.Status != chain.StatusRunning || run.Replay || run.ID == 0 {
 			t.Errorf("got %+v", run)
@@ -124,7 +176,7 @@ func TestBegin(t *testing.T) {
 	})
 
 	t.Run("unfinished run resumes with its steps", func(t *testing.T) {
-		e := newEnv(t)
+		e := newEnvOn(t, db)
 		run := e.begin(t, "k1", "h1", false)
 		if err := e.j.SaveStep(ctx, run, "upload", []string{"https://files.example/a.jpg"}); err != nil {
 			t.Fatal(err)
@@ -170,7 +222,7 @@ func TestBegin(t *testing.T) {
 	})
 
 	t.Run("incomplete run resumes rather than replays", func(t *testing.T) {
-		e := newEnv(t)
+		e := newEnvOn(t, db)
 		run := e.begin(t, "k1", "h1", false)
 		if err := e.j.Finish(ctx, run, chain.Outcome{Status: chain.StatusIncomplete, Response: map[string]string{"status": "incomplete"}, Error: "subtask: 500"}); err != nil {
 			t.Fatal(err)
@@ -182,7 +234,7 @@ func TestBegin(t *testing.T) {
 	})
 
 	t.Run("finished run replays its response", func(t *testing.T) {
-		e := newEnv(t)
+		e := newEnvOn(t, db)
 		run := e.begin(t, "k1", "h1", false)
 		if err := e.j.SaveStep(ctx, run, "ticket", map[string]string{"id": "t-9"}); err != nil {
 			t.Fatal(err)
@@ -206,7 +258,7 @@ func TestBegin(t *testing.T) {
 	})
 
 	t.Run("same key different payload conflicts", func(t *testing.T) {
-		e := newEnv(t)
+		e := newEnvOn(t, db)
 		run := e.begin(t, "k1", "h1", false)
 		_, err := e.j.Begin(ctx, nr("k1", "h2"), false)
 		if !errors.Is(err, chain.ErrConflict) {
@@ -226,7 +278,7 @@ func TestBegin(t *testing.T) {
 	})
 
 	t.Run("expired key starts a new run and archives the old", func(t *testing.T) {
-		e := newEnv(t)
+		e := newEnvOn(t, db)
 		old := e.begin(t, "k1", "h1", false)
 		if err := e.j.SaveStep(ctx, old, "ticket", map[string]string{"id": "t-1"}); err != nil {
 			t.Fatal(err)
@@ -253,7 +305,7 @@ func TestBegin(t *testing.T) {
 	})
 
 	t.Run("expired key with another payload is a new run, not a conflict", func(t *testing.T) {
-		e := newEnv(t)
+		e := newEnvOn(t, db)
 		done := e.begin(t, "k1", "h1", false)
 		if err := e.j.Finish(ctx, done, chain.Outcome{Status: chain.StatusDone, Response: map[string]string{}, Error: ""}); err != nil {
 			t.Fatal(err)
@@ -266,7 +318,7 @@ func TestBegin(t *testing.T) {
 	})
 
 	t.Run("an unfinished run never expires: it resumes", func(t *testing.T) {
-		e := newEnv(t)
+		e := newEnvOn(t, db)
 		old := e.begin(t, "k1", "h1", false)
 		if err := e.j.SaveStep(ctx, old, "ticket", map[string]string{"id": "t-1"}); err != nil {
 			t.Fatal(err)
@@ -282,7 +334,7 @@ func TestBegin(t *testing.T) {
 	})
 
 	t.Run("a client key that looks like an archived one does not collide", func(t *testing.T) {
-		e := newEnv(t)
+		e := newEnvOn(t, db)
 		old := e.begin(t, "k1", "h1", true)
 		other := e.begin(t, fmt.Sprintf("k1#%d", old.ID), "h9", false)
 		fresh := e.begin(t, "k1", "h2", true)
@@ -295,7 +347,7 @@ func TestBegin(t *testing.T) {
 	})
 
 	t.Run("force starts a new run and archives the old", func(t *testing.T) {
-		e := newEnv(t)
+		e := newEnvOn(t, db)
 		old := e.begin(t, "k1", "h1", false)
 		if err := e.j.Finish(ctx, old, chain.Outcome{Status: chain.StatusDone, Response: map[string]string{"ticket_id": "t-1"}, Error: ""}); err != nil {
 			t.Fatal(err)
@@ -323,7 +375,7 @@ func TestBegin(t *testing.T) {
 	})
 
 	t.Run("concurrent begins of one key make one run", func(t *testing.T) {
-		e := newEnv(t)
+		e := newEnvOn(t, db)
 		const n = 8
 		ids := make(chan *chain.Run, n)
 		var wg sync.WaitGroup
@@ -355,9 +407,11 @@ func TestBegin(t *testing.T) {
 
 }
 
-func TestSaveStepAndFinish(t *testing.T) {
+func TestSaveStepAndFinish(t *testing.T) { onEachDB(t, testSaveStepAndFinish) }
+
+func testSaveStepAndFinish(t *testing.T, db string) {
 	ctx := context.Background()
-	e := newEnv(t)
+	e := newEnvOn(t, db)
 	run := e.begin(t, "k1", "h1", false)
 	if err := e.j.SaveStep(ctx, run, "upload", []string{"a"}); err != nil {
 		t.Fatal(err)
@@ -401,9 +455,11 @@ func TestSaveStepAndFinish(t *testing.T) {
 	}
 }
 
-func TestGet(t *testing.T) {
+func TestGet(t *testing.T) { onEachDB(t, testGet) }
+
+func testGet(t *testing.T, db string) {
 	ctx := context.Background()
-	e := newEnv(t)
+	e := newEnvOn(t, db)
 	a := e.begin(t, "alpha", "h", false) // id 1
 	b := e.begin(t, "1", "h", false)     // id 2, key "1": the key wins over id 1
 	c := e.begin(t, "gamma", "h", false) // id 3
@@ -444,9 +500,11 @@ func TestGet(t *testing.T) {
 	}
 }
 
-func TestList(t *testing.T) {
+func TestList(t *testing.T) { onEachDB(t, testList) }
+
+func testList(t *testing.T, db string) {
 	ctx := context.Background()
-	e := newEnv(t)
+	e := newEnvOn(t, db)
 	statuses := []string{chain.StatusDone, chain.StatusFailed, chain.StatusRunning, chain.StatusIncomplete, chain.StatusFailed, chain.StatusDone}
 	for i, s := range statuses {
 		run := e.begin(t, fmt.Sprintf("k%d", i), "h", false)
@@ -495,9 +553,11 @@ func TestList(t *testing.T) {
 	}
 }
 
-func TestMemo(t *testing.T) {
+func TestMemo(t *testing.T) { onEachDB(t, testMemo) }
+
+func testMemo(t *testing.T, db string) {
 	ctx := context.Background()
-	e := newEnv(t)
+	e := newEnvOn(t, db)
 	m := Memo{J: e.j}
 	if v, ok, err := m.Get(ctx, "chain:contact-ticket:1"); ok || err != nil || v != "" {
 		t.Fatalf("absent key: %q %v %v", v, ok, err)
@@ -592,9 +652,11 @@ func lockWithin(j *Journal, name string, d time.Duration) (func(), error) {
 	return j.Lock(ctx, name)
 }
 
-func TestLock(t *testing.T) {
+func TestLock(t *testing.T) { onEachDB(t, testLock) }
+
+func testLock(t *testing.T, db string) {
 	t.Run("same name is serialised", func(t *testing.T) {
-		e := newEnv(t)
+		e := newEnvOn(t, db)
 		unlockA, err := e.j.Lock(context.Background(), "a@example.com")
 		if err != nil {
 			t.Fatal(err)
@@ -644,7 +706,7 @@ func TestLock(t *testing.T) {
 	})
 
 	t.Run("mutual exclusion under contention", func(t *testing.T) {
-		e := newEnv(t)
+		e := newEnvOn(t, db)
 		var inside, maxInside, total int
 		var mu sync.Mutex
 		var wg sync.WaitGroup
@@ -680,7 +742,7 @@ func TestLock(t *testing.T) {
 	})
 
 	t.Run("different names do not block each other", func(t *testing.T) {
-		e := newEnv(t)
+		e := newEnvOn(t, db)
 		unlockA, err := e.j.Lock(context.Background(), "a@example.com")
 		if err != nil {
 			t.Fatal(err)
@@ -694,7 +756,7 @@ func TestLock(t *testing.T) {
 	})
 
 	t.Run("names differing in case share the lock", func(t *testing.T) {
-		e := newEnv(t)
+		e := newEnvOn(t, db)
 		unlockA, err := e.j.Lock(context.Background(), "Client@Example.COM")
 		if err != nil {
 			t.Fatal(err)
@@ -711,7 +773,7 @@ func TestLock(t *testing.T) {
 	})
 
 	t.Run("cancelled while waiting", func(t *testing.T) {
-		e := newEnv(t)
+		e := newEnvOn(t, db)
 		unlockA, err := e.j.Lock(context.Background(), "a@example.com")
 		if err != nil {
 			t.Fatal(err)
@@ -741,11 +803,11 @@ func TestLock(t *testing.T) {
 		unlock()
 	})
 
-	t.Run("file lock shared by two journals", func(t *testing.T) {
+	t.Run("lock shared by two journals", func(t *testing.T) {
 		// Two Journals on one lock dir have separate in-process maps and their own file
 		// descriptors: for flock(2) they are two processes.
-		e := newEnv(t)
-		other := open(t, e.dir)
+		e := newEnvOn(t, db)
+		other := e.another(t)
 		unlock1, err := e.j.Lock(context.Background(), "a@example.com")
 		if err != nil {
 			t.Fatal(err)
@@ -799,10 +861,13 @@ func TestLock(t *testing.T) {
 	})
 
 	t.Run("file lock across processes", func(t *testing.T) {
+		if db != "sqlite" {
+			t.Skip("SQLite's lock file between processes; PostgreSQL's advisory lock between instances is the case above")
+		}
 		if testing.Short() {
 			t.Skip("starts a child process")
 		}
-		e := newEnv(t)
+		e := newEnvOn(t, db)
 		cmd := exec.Command(os.Args[0], "-test.run=^TestLockHelperProcess$")
 		cmd.Env = append(os.Environ(), "JOURNAL_LOCK_HELPER="+e.dir)
 		stdin, err := cmd.StdinPipe()
@@ -855,9 +920,11 @@ func TestLockHelperProcess(t *testing.T) {
 	unlock()
 }
 
-func TestRecordThenBegin(t *testing.T) {
+func TestRecordThenBegin(t *testing.T) { onEachDB(t, testRecordThenBegin) }
+
+func testRecordThenBegin(t *testing.T, db string) {
 	ctx := context.Background()
-	e := newEnv(t)
+	e := newEnvOn(t, db)
 	if _, err := e.j.Record(ctx, nr("k1", "h1")); err != nil {
 		t.Fatal(err)
 	}
@@ -896,15 +963,19 @@ func TestRecordThenBegin(t *testing.T) {
 func die(j *Journal) {
 	close(j.stop)
 	<-j.done
-	j.ownerFL.release()
+	if j.ownerFL != nil {
+		j.ownerFL.release()
+	}
 }
 
-func TestOwnership(t *testing.T) {
+func TestOwnership(t *testing.T) { onEachDB(t, testOwnership) }
+
+func testOwnership(t *testing.T, db string) {
 	ctx := context.Background()
 
 	t.Run("a run held by a live process is in flight elsewhere", func(t *testing.T) {
-		e := newEnv(t)
-		other := open(t, e.dir)
+		e := newEnvOn(t, db)
+		other := e.another(t)
 		other.SetClock(e.clk.now)
 		run, err := other.Begin(ctx, nr("k1", "h1"), false)
 		if err != nil {
@@ -918,9 +989,9 @@ func TestOwnership(t *testing.T) {
 		}
 	})
 
-	t.Run("a run left by a dead process is taken over at once", func(t *testing.T) {
-		e := newEnv(t)
-		other := open(t, e.dir)
+	t.Run("a run left by a dead process is taken over", func(t *testing.T) {
+		e := newEnvOn(t, db)
+		other := e.another(t)
 		other.SetClock(e.clk.now)
 		run, err := other.Begin(ctx, nr("k1", "h1"), false)
 		if err != nil {
@@ -930,6 +1001,10 @@ func TestOwnership(t *testing.T) {
 			t.Fatal(err)
 		}
 		die(other)
+		if db == "postgres" {
+			// Across machines no lock file tells a dead instance: its lease running out does.
+			e.clk.advance(DefaultLease)
+		}
 		stored, err := e.j.Get(ctx, "k1")
 		if err != nil {
 			t.Fatal(err)
@@ -944,14 +1019,17 @@ func TestOwnership(t *testing.T) {
 		if again.Attempts != 2 || again.Owner != e.j.Owner() || string(again.Steps["upload"]) != `"x"` {
 			t.Fatalf("taken over: %+v", again)
 		}
+		if db == "postgres" {
+			return
+		}
 		if _, err := os.Stat(filepath.Join(e.locks, ownerFile(other.Owner()))); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("the dead owner's lock file is left: %v", err)
 		}
 	})
 
 	t.Run("an expired lease frees the run even if its owner lives", func(t *testing.T) {
-		e := newEnv(t)
-		other := open(t, e.dir)
+		e := newEnvOn(t, db)
+		other := e.another(t)
 		other.SetClock(e.clk.now)
 		other.SetLease(time.Minute)
 		if _, err := other.Begin(ctx, nr("k1", "h1"), false); err != nil {
@@ -965,7 +1043,10 @@ func TestOwnership(t *testing.T) {
 	})
 
 	t.Run("the owner renews its leases while it lives", func(t *testing.T) {
-		e := newEnv(t)
+		if db != "sqlite" {
+			t.Skip("the same renewer on both databases; this case opens the SQLite file itself")
+		}
+		e := newEnvOn(t, db)
 		db, err := sqlite.Open(filepath.Join(e.dir, "figsupport.db"))
 		if err != nil {
 			t.Fatal(err)
@@ -994,8 +1075,8 @@ func TestOwnership(t *testing.T) {
 	})
 
 	t.Run("close hands unfinished runs back", func(t *testing.T) {
-		e := newEnv(t)
-		other := open(t, e.dir)
+		e := newEnvOn(t, db)
+		other := e.another(t)
 		if _, err := other.Record(ctx, nr("k1", "h1")); err != nil {
 			t.Fatal(err)
 		}
@@ -1009,7 +1090,7 @@ func TestOwnership(t *testing.T) {
 	})
 
 	t.Run("finish releases the run", func(t *testing.T) {
-		e := newEnv(t)
+		e := newEnvOn(t, db)
 		run := e.begin(t, "k1", "h1", false)
 		if err := e.j.Finish(ctx, run, chain.Outcome{Status: chain.StatusFailed, Error: "x", Failure: chain.FailureUnavailable}); err != nil {
 			t.Fatal(err)
@@ -1041,9 +1122,11 @@ func TestLockFilesAreRemoved(t *testing.T) {
 	}
 }
 
-func TestTicketRunsAndPending(t *testing.T) {
+func TestTicketRunsAndPending(t *testing.T) { onEachDB(t, testTicketRunsAndPending) }
+
+func testTicketRunsAndPending(t *testing.T, db string) {
 	ctx := context.Background()
-	e := newEnv(t)
+	e := newEnvOn(t, db)
 	a := e.begin(t, "a", "h", false)
 	b := e.begin(t, "b", "h", false)
 	c := e.begin(t, "c", "h", false)

@@ -1,0 +1,110 @@
+// Package postgres opens a PostgreSQL database (FIGSUPPORT_DATABASE_URL) through pgx's
+// database/sql driver and applies each component's schema migrations, once, even when several
+// instances start together. It is the PostgreSQL twin of package sqlite; the SQL of the packages
+// that use either is written with `?` placeholders, rebound here.
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	// pgx is the maintained PostgreSQL driver for Go; its stdlib package plugs it into
+	// database/sql, so the journal's SQL is shared with SQLite's.
+	_ "github.com/jackc/pgx/v5/stdlib"
+)
+
+// IsURL reports whether a FIGSUPPORT_DATABASE_URL value names PostgreSQL.
+func IsURL(s string) bool {
+	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
+}
+
+// Open connects to url and checks the connection.
+func Open(ctx context.Context, url string) (*sql.DB, error) {
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	db.SetMaxOpenConns(20)
+	db.SetMaxIdleConns(10)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := db.PingContext(pctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("postgres: connect: %w", err)
+	}
+	return db, nil
+}
+
+// Rebind turns `?` placeholders into PostgreSQL's `$1`, `$2`… (the SQL here has no `?` in
+// literals).
+func Rebind(q string) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range q {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// migrationLock is the advisory lock key held while migrations run ("figsuppo" in ASCII).
+const migrationLock = 0x666967737570706f
+
+// Migrate applies the steps of component that are not applied yet, in one transaction under an
+// advisory lock, so that instances starting together apply them once. Steps are append-only.
+func Migrate(ctx context.Context, db *sql.DB, component string, steps []string) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("migrate %s: %w", component, err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrationLock)); err != nil {
+		return fmt.Errorf("migrate %s: lock: %w", component, err)
+	}
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		component TEXT NOT NULL PRIMARY KEY,
+		version   INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("migrate %s: %w", component, err)
+	}
+	var v int
+	err = tx.QueryRowContext(ctx, `SELECT version FROM schema_migrations WHERE component = $1`, component).Scan(&v)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("migrate %s: %w", component, err)
+	}
+	if v > len(steps) {
+		return fmt.Errorf("migrate %s: database schema version %d is newer than this binary's %d", component, v, len(steps))
+	}
+	if v == len(steps) {
+		return nil
+	}
+	for i := v; i < len(steps); i++ {
+		if _, err := tx.ExecContext(ctx, steps[i]); err != nil {
+			return fmt.Errorf("migrate %s to version %d: %w", component, i+1, err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations(component, version) VALUES($1, $2)
+		ON CONFLICT(component) DO UPDATE SET version = excluded.version`, component, len(steps)); err != nil {
+		return fmt.Errorf("migrate %s: %w", component, err)
+	}
+	return tx.Commit()
+}
+
+// Version is the schema version of component (0 when none).
+func Version(ctx context.Context, db *sql.DB, component string) (int, error) {
+	var v int
+	err := db.QueryRowContext(ctx, `SELECT version FROM schema_migrations WHERE component = $1`, component).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return v, err
+}
