@@ -544,6 +544,43 @@ func (j *Journal) Pending(ctx context.Context, limit int) ([]*chain.Run, error) 
 		chain.StatusQueued, chain.StatusRunning, chain.StatusFailed, chain.StatusIncomplete, limit)
 }
 
+// Claim takes the runs for this journal's process, each only if no live process holds it and
+// nobody claimed it since it was read (the owner and lease read with it unchanged); it returns
+// those claimed. Two daemons sweeping
+// one database never queue the same run; on PostgreSQL a row another instance is locking is
+// skipped rather than waited for (FOR UPDATE SKIP LOCKED).
+func (j *Journal) Claim(ctx context.Context, runs []*chain.Run) ([]*chain.Run, error) {
+	q := `UPDATE requests SET owner = ?, lease_until = ? WHERE id = ? AND owner = ? AND lease_until = ? AND archived = 0`
+	if j.db.pg {
+		q = `UPDATE requests SET owner = ?, lease_until = ? WHERE id = (SELECT id FROM requests
+			WHERE id = ? AND owner = ? AND lease_until = ? AND archived = 0 FOR UPDATE SKIP LOCKED)`
+	}
+	until := j.now().Add(j.leaseLen())
+	var out []*chain.Run
+	for _, r := range runs {
+		if j.Held(r) {
+			continue // another live process's
+		}
+		res, err := j.db.ExecContext(ctx, q, j.owner, until.UnixMilli(), r.ID, r.Owner, ms(r.LeaseUntil))
+		if err != nil {
+			return out, fmt.Errorf("journal: claim %s: %w", r.Key, err)
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			r.Owner, r.LeaseUntil = j.owner, until.UTC()
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// ms is t in Unix milliseconds, 0 for the zero time (no lease).
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
 // TicketRuns lists the current runs that belong to a ticket, oldest first, with their steps.
 func (j *Journal) TicketRuns(ctx context.Context, ticketID string) ([]*chain.Run, error) {
 	return j.queryWithSteps(ctx, selectRun+` WHERE ticket_id = ? AND archived = 0 ORDER BY id`, ticketID)

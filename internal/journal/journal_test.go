@@ -1173,3 +1173,55 @@ func testTicketRunsAndPending(t *testing.T, db string) {
 		t.Errorf("Writable: %v", err)
 	}
 }
+
+func TestClaim(t *testing.T) { onEachDB(t, testClaim) }
+
+// Two processes sweeping one journal never both take a run: a claim holds only if nobody claimed
+// the run since it was read.
+func testClaim(t *testing.T, db string) {
+	ctx := context.Background()
+	e := newEnvOn(t, db)
+	other := e.another(t)
+	for _, k := range []string{"a", "b", "c"} {
+		if _, err := e.j.Record(ctx, nr(k, "h")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// e.j's process died: its queued runs are free (here: Close hands them back).
+	if err := e.j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	first, _ := e.another(t).Pending(ctx, 10)
+	second, _ := other.Pending(ctx, 10)
+	var mu sync.Mutex
+	got := map[string]int{}
+	var wg sync.WaitGroup
+	for _, c := range []struct {
+		j    *Journal
+		runs []*chain.Run
+	}{{other, second}, {e.another(t), first}} {
+		wg.Go(func() {
+			claimed, err := c.j.Claim(ctx, c.runs)
+			if err != nil {
+				t.Error(err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, r := range claimed {
+				got[r.Key]++
+				if r.Owner != c.j.Owner() {
+					t.Errorf("%s claimed for %q, want %q", r.Key, r.Owner, c.j.Owner())
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if len(got) != 3 || got["a"] != 1 || got["b"] != 1 || got["c"] != 1 {
+		t.Fatalf("claims %v, want each run once", got)
+	}
+	// A run read before another claimed it is not taken again from under that process.
+	stale, _ := other.Pending(ctx, 10)
+	if again, err := e.another(t).Claim(ctx, stale); err != nil || len(again) != 0 {
+		t.Fatalf("a second claim of held runs took %d, %v", len(again), err)
+	}
+}

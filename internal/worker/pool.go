@@ -23,6 +23,8 @@ type Journal interface {
 	Pending(ctx context.Context, limit int) ([]*chain.Run, error)
 	// Held reports a run that another live process holds.
 	Held(run *chain.Run) bool
+	// Claim takes runs for this process, each unless another claimed it since it was read.
+	Claim(ctx context.Context, runs []*chain.Run) ([]*chain.Run, error)
 }
 
 // Config sizes a pool. Zero values take the defaults.
@@ -288,34 +290,46 @@ func (pl *Pool) sweepLoop() {
 	}
 }
 
-// Sweep queues the journal's due runs that the pool does not hold yet, while the backlog has room,
-// and says how many it queued.
+// Sweep claims the journal's due runs that the pool does not hold yet, while the backlog has
+// room, and queues them; it says how many. A contact whose earliest unfinished run another
+// process holds is left to that process, so that a contact's requests keep their order across
+// processes.
 func (pl *Pool) Sweep(ctx context.Context) (int, error) {
 	runs, err := pl.j.Pending(ctx, pl.cfg.MaxBacklog)
 	if err != nil {
 		return 0, err
 	}
 	now := pl.cfg.Now()
-	n := 0
+	elsewhere := map[string]bool{} // contacts another process is working on
+	var due []*chain.Run
 	for _, run := range runs {
 		pl.mu.Lock()
 		_, have := pl.byKey[run.Key]
-		room := len(pl.queue)+pl.running < pl.cfg.MaxBacklog
+		room := len(pl.queue)+pl.running+len(due) < pl.cfg.MaxBacklog
 		pl.mu.Unlock()
 		if !room {
 			break
 		}
-		if have || !pl.cfg.Policy.Due(run, now, pl.j.Held(run)) {
+		if pl.j.Held(run) {
+			elsewhere[run.Email] = true
 			continue
 		}
-		req, err := chain.DecodeRequest(run)
-		if err != nil {
-			pl.cfg.Log.Error("cannot resume: the stored request is unreadable", "request_id", run.Key, "err", err)
+		if have || elsewhere[run.Email] || !pl.cfg.Policy.Due(run, now, false) {
 			continue
 		}
-		if _, err := pl.add(&Job{key: run.Key, email: req.UserEmail, req: req, resumed: true, done: make(chan struct{})}, false); err == nil {
+		due = append(due, run)
+	}
+	claimed, err := pl.j.Claim(ctx, due)
+	n := 0
+	for _, run := range claimed {
+		req, derr := chain.DecodeRequest(run)
+		if derr != nil {
+			pl.cfg.Log.Error("cannot resume: the stored request is unreadable", "request_id", run.Key, "err", derr)
+			continue
+		}
+		if _, aerr := pl.add(&Job{key: run.Key, email: req.UserEmail, req: req, resumed: true, done: make(chan struct{})}, false); aerr == nil {
 			n++
 		}
 	}
-	return n, nil
+	return n, err
 }

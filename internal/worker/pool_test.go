@@ -129,8 +129,9 @@ func req(t *testing.T, email, id string) *payload.Request {
 
 type noJournal struct{}
 
-func (noJournal) Pending(context.Context, int) ([]*chain.Run, error) { return nil, nil }
-func (noJournal) Held(*chain.Run) bool                               { return false }
+func (noJournal) Pending(context.Context, int) ([]*chain.Run, error)            { return nil, nil }
+func (noJournal) Held(*chain.Run) bool                                          { return false }
+func (noJournal) Claim(_ context.Context, r []*chain.Run) ([]*chain.Run, error) { return r, nil }
 
 func start(t *testing.T, p Processor, j Journal, cfg Config) *Pool {
 	t.Helper()
