@@ -138,6 +138,16 @@ func OpenPostgres(ctx context.Context, db *sql.DB) (*Journal, error) {
 // must be the one this binary writes (a database of an older version is migrated by a run that
 // writes first).
 func OpenReadOnly(ctx context.Context, db *sql.DB) (*Journal, error) {
+	if postgres.IsPostgres(db) {
+		v, err := postgres.Version(ctx, db, "journal")
+		if err != nil {
+			return nil, fmt.Errorf("journal: read the schema version: %w", err)
+		}
+		if v != len(pgMigrations) {
+			return nil, fmt.Errorf("journal: the database's schema is version %d, this binary's %d: run a command that writes first", v, len(pgMigrations))
+		}
+		return readOnly(store{DB: db, pg: true}), nil
+	}
 	var v int
 	err := db.QueryRowContext(ctx, `SELECT version FROM schema_migrations WHERE component = 'journal'`).Scan(&v)
 	switch {
@@ -155,9 +165,13 @@ func OpenReadOnly(ctx context.Context, db *sql.DB) (*Journal, error) {
 			return nil, err
 		}
 	}
+	return readOnly(store{DB: db}), nil
+}
+
+func readOnly(db store) *Journal {
 	done := make(chan struct{})
 	close(done)
-	return &Journal{db: store{DB: db}, lease: DefaultLease, clock: time.Now, inflight: map[string]*keyLock{}, stop: make(chan struct{}), done: done}, nil
+	return &Journal{db: db, lease: DefaultLease, clock: time.Now, inflight: map[string]*keyLock{}, stop: make(chan struct{}), done: done}
 }
 
 func ownerFile(owner string) string { return "owner-" + owner + ".lock" }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/figurative/figsupport/internal/chain"
 	"github.com/figurative/figsupport/internal/health"
+	"github.com/figurative/figsupport/internal/postgres"
 	"github.com/figurative/figsupport/internal/sqlite"
 )
 
@@ -76,6 +77,54 @@ var migrations = []string{
 	CREATE INDEX subtasks_ref ON subtasks(ref);`,
 }
 
+// pgMigrations are the same tables on PostgreSQL, for several daemons sharing one database.
+var pgMigrations = []string{
+	`CREATE TABLE contacts (
+		id         BIGSERIAL PRIMARY KEY,
+		email      TEXT NOT NULL UNIQUE,
+		firstname  TEXT NOT NULL DEFAULT '',
+		lastname   TEXT NOT NULL DEFAULT '',
+		created_at BIGINT NOT NULL
+	);
+	CREATE TABLE tickets (
+		id                 BIGSERIAL PRIMARY KEY,
+		contact_id         BIGINT NOT NULL REFERENCES contacts(id),
+		subject            TEXT NOT NULL,
+		content            TEXT NOT NULL,
+		classification     TEXT NOT NULL DEFAULT '',
+		pipeline           TEXT NOT NULL,
+		stage              TEXT NOT NULL,
+		fichiers_urls      TEXT NOT NULL DEFAULT '',
+		clickup_subtask_id TEXT NOT NULL DEFAULT '',
+		created_at         BIGINT NOT NULL,
+		last_activity      BIGINT NOT NULL,
+		last_message_at    BIGINT NOT NULL DEFAULT 0,
+		agent_activity_at  BIGINT NOT NULL DEFAULT 0
+	);
+	CREATE INDEX tickets_contact ON tickets(contact_id, last_activity);
+	CREATE TABLE notes (
+		id         BIGSERIAL PRIMARY KEY,
+		ticket_id  BIGINT REFERENCES tickets(id),
+		contact_id BIGINT REFERENCES contacts(id),
+		title      TEXT NOT NULL,
+		body       TEXT NOT NULL,
+		files      TEXT NOT NULL DEFAULT '',
+		timestamp  BIGINT NOT NULL,
+		created_at BIGINT NOT NULL
+	);
+	CREATE INDEX notes_ticket ON notes(ticket_id, timestamp);
+	CREATE INDEX notes_contact ON notes(contact_id, timestamp);
+	CREATE TABLE subtasks (
+		id         BIGSERIAL PRIMARY KEY,
+		ref        TEXT NOT NULL DEFAULT '',
+		name       TEXT NOT NULL,
+		markdown   TEXT NOT NULL,
+		created_at BIGINT NOT NULL,
+		updated_at BIGINT NOT NULL
+	);
+	CREATE INDEX subtasks_ref ON subtasks(ref);`,
+}
+
 // Config is the embedded CRM's pipeline, with the same stage ids as HubSpot's default help desk.
 type Config struct {
 	Pipeline    string // "0"
@@ -107,7 +156,7 @@ const (
 		last_activity = CASE WHEN last_activity < ? THEN ? ELSE last_activity END
 		WHERE id = ?`
 	// Read and rewritten in one transaction, which SQLite's BEGIN IMMEDIATE (internal/sqlite)
-	// makes a writer's from its start; PostgreSQL will want FOR UPDATE here.
+	// makes a writer's from its start; on PostgreSQL the read locks the row (FOR UPDATE).
 	qTicketFiles        = `SELECT fichiers_urls FROM tickets WHERE id = ?`
 	qTicketMessageFiles = `UPDATE tickets SET
 		last_message_at = CASE WHEN last_message_at < ? THEN ? ELSE last_message_at END,
@@ -164,6 +213,7 @@ var statements = []string{
 // Store is the embedded CRM and task tracker.
 type Store struct {
 	db    *sql.DB
+	pg    bool // PostgreSQL: placeholders rebound, row locks where read-then-written
 	cfg   Config
 	now   func() time.Time
 	stmts map[string]*sql.Stmt
@@ -177,12 +227,24 @@ var (
 	_ chain.Tasks = (*Store)(nil)
 )
 
-// Open migrates the embedded tables in db and prepares the store's statements; Close releases
-// them (the caller closes db).
+// Open migrates the embedded tables in db (SQLite) and prepares the store's statements; Close
+// releases them (the caller closes db).
 func Open(ctx context.Context, db *sql.DB, cfg Config) (*Store, error) {
 	if err := sqlite.Migrate(ctx, db, "local", migrations); err != nil {
 		return nil, err
 	}
+	return newStore(ctx, db, false, cfg)
+}
+
+// OpenPostgres is Open on a PostgreSQL database shared by several daemons.
+func OpenPostgres(ctx context.Context, db *sql.DB, cfg Config) (*Store, error) {
+	if err := postgres.Migrate(ctx, db, "local", pgMigrations); err != nil {
+		return nil, err
+	}
+	return newStore(ctx, db, true, cfg)
+}
+
+func newStore(ctx context.Context, db *sql.DB, pg bool, cfg Config) (*Store, error) {
 	if cfg.Pipeline == "" {
 		cfg.Pipeline = "0"
 	}
@@ -198,9 +260,13 @@ func Open(ctx context.Context, db *sql.DB, cfg Config) (*Store, error) {
 	if cfg.TaskURLBase == "" {
 		cfg.TaskURLBase = "figsupport://subtasks/"
 	}
-	s := &Store{db: db, cfg: cfg, now: time.Now, stmts: make(map[string]*sql.Stmt, len(statements)), open: map[int]*sql.Stmt{}}
+	s := &Store{db: db, pg: pg, cfg: cfg, now: time.Now, stmts: make(map[string]*sql.Stmt, len(statements)), open: map[int]*sql.Stmt{}}
 	for _, q := range statements {
-		st, err := db.PrepareContext(ctx, q)
+		text := q
+		if pg && q == qTicketFiles {
+			text += " FOR UPDATE"
+		}
+		st, err := db.PrepareContext(ctx, s.sql(text))
 		if err != nil {
 			s.Close()
 			return nil, fmt.Errorf("local: prepare %q: %w", firstLine(q), err)
@@ -226,13 +292,21 @@ func (s *Store) Close() error {
 
 func (s *Store) stmt(q string) *sql.Stmt { return s.stmts[q] }
 
+// sql is q in the database's placeholders.
+func (s *Store) sql(q string) string {
+	if s.pg {
+		return postgres.Rebind(q)
+	}
+	return q
+}
+
 func (s *Store) openStmt(ctx context.Context, n int) (*sql.Stmt, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if st, ok := s.open[n]; ok {
 		return st, nil
 	}
-	st, err := s.db.PrepareContext(ctx, qOpenTicket(n))
+	st, err := s.db.PrepareContext(ctx, s.sql(qOpenTicket(n)))
 	if err != nil {
 		return nil, err
 	}

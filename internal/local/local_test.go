@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -12,7 +13,9 @@ import (
 	"time"
 
 	"github.com/figurative/figsupport/internal/chain"
+	"github.com/figurative/figsupport/internal/postgres"
 	"github.com/figurative/figsupport/internal/sqlite"
+	"github.com/figurative/figsupport/internal/testsrv/pgtest"
 )
 
 var t0 = time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC)
@@ -27,9 +30,33 @@ func openDB(t *testing.T) *sql.DB {
 	return db
 }
 
-func open(t *testing.T) *Store {
+func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
+
+// The databases the embedded CRM runs on: the tests that hold for both run on each (PostgreSQL
+// skips, saying so, where its server binaries are absent).
+func onEachDB(t *testing.T, test func(t *testing.T, db string)) {
+	for _, db := range []string{"sqlite", "postgres"} {
+		t.Run(db, func(t *testing.T) { test(t, db) })
+	}
+}
+
+func open(t *testing.T) *Store { return openOn(t, "sqlite") }
+
+// openOn is a store on a fresh database of kind db, its clock at t0.
+func openOn(t *testing.T, db string) *Store {
 	t.Helper()
-	s, err := Open(context.Background(), openDB(t), Config{})
+	var s *Store
+	var err error
+	if db == "postgres" {
+		pdb, perr := postgres.Open(context.Background(), pgtest.New(t))
+		if perr != nil {
+			t.Fatal(perr)
+		}
+		t.Cleanup(func() { pdb.Close() })
+		s, err = OpenPostgres(context.Background(), pdb, Config{})
+	} else {
+		s, err = Open(context.Background(), openDB(t), Config{})
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,9 +69,11 @@ func open(t *testing.T) *Store {
 	return s
 }
 
-func TestFindOpenTicket(t *testing.T) {
+func TestFindOpenTicket(t *testing.T) { onEachDB(t, testFindOpenTicket) }
+
+func testFindOpenTicket(t *testing.T, db string) {
 	ctx := context.Background()
-	s := open(t)
+	s := openOn(t, db)
 	c, err := s.FindOrCreateContact(ctx, " A@Example.com ", "Jean Paul Dupont")
 	if err != nil || !c.Created || c.Email != "a@example.com" {
 		t.Fatalf("contact = %+v, %v", c, err)
@@ -106,7 +135,9 @@ func TestFindOpenTicket(t *testing.T) {
 
 // LastActivity is the later of the customer's last message and what people did to the ticket; a
 // note alone is not activity, and an older message (a replayed request) never moves it back.
-func TestLastActivity(t *testing.T) {
+func TestLastActivity(t *testing.T) { onEachDB(t, testLastActivity) }
+
+func testLastActivity(t *testing.T, db string) {
 	ctx := context.Background()
 	day := 24 * time.Hour
 	tests := []struct {
@@ -158,7 +189,7 @@ func TestLastActivity(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := open(t)
+			s := openOn(t, db)
 			c, _ := s.FindOrCreateContact(ctx, "a@example.com", "")
 			tk, err := s.CreateTicket(ctx, chain.TicketInput{ContactID: c.ID, Subject: "s", At: t0.Add(-30 * day)})
 			if err != nil {
@@ -186,9 +217,11 @@ func TestLastActivity(t *testing.T) {
 	}
 }
 
-func TestGetTicket(t *testing.T) {
+func TestGetTicket(t *testing.T) { onEachDB(t, testGetTicket) }
+
+func testGetTicket(t *testing.T, db string) {
 	ctx := context.Background()
-	s := open(t)
+	s := openOn(t, db)
 	c, _ := s.FindOrCreateContact(ctx, "a@example.com", "")
 	created, err := s.CreateTicket(ctx, chain.TicketInput{ContactID: c.ID, Subject: "Chaise", Content: "Bonjour",
 		Classification: "MODELISATION", FileURLs: []string{"u1", "", "u2"}, At: t0})
@@ -219,9 +252,11 @@ func equalTicket(a, b chain.Ticket) bool {
 		a.LastActivity.Equal(b.LastActivity) && a.URL == b.URL
 }
 
-func TestCreateTicketResumed(t *testing.T) {
+func TestCreateTicketResumed(t *testing.T) { onEachDB(t, testCreateTicketResumed) }
+
+func testCreateTicketResumed(t *testing.T, db string) {
 	ctx := context.Background()
-	s := open(t)
+	s := openOn(t, db)
 	c, _ := s.FindOrCreateContact(ctx, "a@example.com", "")
 	in := chain.TicketInput{ContactID: c.ID, Subject: "s", Content: "c", At: t0}
 	first, err := s.CreateTicket(ctx, in)
@@ -240,9 +275,11 @@ func TestCreateTicketResumed(t *testing.T) {
 	}
 }
 
-func TestNotFound(t *testing.T) {
+func TestNotFound(t *testing.T) { onEachDB(t, testNotFound) }
+
+func testNotFound(t *testing.T, db string) {
 	ctx := context.Background()
-	s := open(t)
+	s := openOn(t, db)
 	c, _ := s.FindOrCreateContact(ctx, "a@example.com", "")
 	tk, _ := s.CreateTicket(ctx, chain.TicketInput{ContactID: c.ID, Subject: "s", At: t0})
 	st, _ := s.CreateSubtask(ctx, chain.SubtaskInput{Name: "n", Markdown: "m"})
@@ -289,6 +326,10 @@ func TestNotFound(t *testing.T) {
 }
 
 func TestUpdateTicketFilesKeepOrderAndDropRepeats(t *testing.T) {
+	onEachDB(t, testUpdateTicketFilesKeepOrderAndDropRepeats)
+}
+
+func testUpdateTicketFilesKeepOrderAndDropRepeats(t *testing.T, db string) {
 	ctx := context.Background()
 	tests := []struct {
 		name    string
@@ -302,7 +343,7 @@ func TestUpdateTicketFilesKeepOrderAndDropRepeats(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := open(t)
+			s := openOn(t, db)
 			c, _ := s.FindOrCreateContact(ctx, "a@example.com", "")
 			tk, _ := s.CreateTicket(ctx, chain.TicketInput{ContactID: c.ID, Subject: "s", FileURLs: tt.initial, At: t0})
 			for i, urls := range tt.add {
@@ -321,9 +362,11 @@ func TestUpdateTicketFilesKeepOrderAndDropRepeats(t *testing.T) {
 	}
 }
 
-func TestAddNote(t *testing.T) {
+func TestAddNote(t *testing.T) { onEachDB(t, testAddNote) }
+
+func testAddNote(t *testing.T, db string) {
 	ctx := context.Background()
-	s := open(t)
+	s := openOn(t, db)
 	c, _ := s.FindOrCreateContact(ctx, "a@example.com", "")
 	tk, _ := s.CreateTicket(ctx, chain.TicketInput{ContactID: c.ID, Subject: "s", At: t0})
 	first, err := s.AddNote(ctx, chain.Note{TicketID: tk.ID, Title: "Nouveau message", Body: "b", FileURLs: []string{"u"}, At: t0})
@@ -366,7 +409,9 @@ func TestAddNote(t *testing.T) {
 	}
 }
 
-func TestAppendSubtask(t *testing.T) {
+func TestAppendSubtask(t *testing.T) { onEachDB(t, testAppendSubtask) }
+
+func testAppendSubtask(t *testing.T, db string) {
 	ctx := context.Background()
 	type call struct{ markdown, ref string }
 	tests := []struct {
@@ -393,7 +438,7 @@ func TestAppendSubtask(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := open(t)
+			s := openOn(t, db)
 			st, err := s.CreateSubtask(ctx, chain.SubtaskInput{Name: "n", Markdown: tt.create, Ref: "req"})
 			if err != nil {
 				t.Fatal(err)
@@ -418,9 +463,11 @@ func TestAppendSubtask(t *testing.T) {
 	}
 }
 
-func TestCreateSubtaskResumed(t *testing.T) {
+func TestCreateSubtaskResumed(t *testing.T) { onEachDB(t, testCreateSubtaskResumed) }
+
+func testCreateSubtaskResumed(t *testing.T, db string) {
 	ctx := context.Background()
-	s := open(t)
+	s := openOn(t, db)
 	first, _ := s.CreateSubtask(ctx, chain.SubtaskInput{Name: "n", Markdown: "m", Ref: "req"})
 	tests := []struct {
 		name string

@@ -15,7 +15,7 @@ import (
 
 	// pgx is the maintained PostgreSQL driver for Go; its stdlib package plugs it into
 	// database/sql, so the journal's SQL is shared with SQLite's.
-	_ "github.com/jackc/pgx/v5/stdlib"
+	"github.com/jackc/pgx/v5/stdlib"
 )
 
 // IsURL reports whether a FIGSUPPORT_DATABASE_URL value names PostgreSQL.
@@ -25,6 +25,26 @@ func IsURL(s string) bool {
 
 // Open connects to url and checks the connection.
 func Open(ctx context.Context, url string) (*sql.DB, error) {
+	return open(ctx, url)
+}
+
+// OpenReadOnly connects to url in read-only transactions only: a dry run that reads the journal
+// cannot write to it.
+func OpenReadOnly(ctx context.Context, url string) (*sql.DB, error) {
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	return open(ctx, url+sep+"default_transaction_read_only=on")
+}
+
+// IsPostgres reports whether db is a PostgreSQL database opened here.
+func IsPostgres(db *sql.DB) bool {
+	_, ok := db.Driver().(*stdlib.Driver)
+	return ok
+}
+
+func open(ctx context.Context, url string) (*sql.DB, error) {
 	db, err := sql.Open("pgx", url)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
@@ -63,6 +83,10 @@ const migrationLock = 0x666967737570706f
 // Migrate applies the steps of component that are not applied yet, in one transaction under an
 // advisory lock, so that instances starting together apply them once. Steps are append-only.
 func Migrate(ctx context.Context, db *sql.DB, component string, steps []string) error {
+	// Up to date: nothing is written (a read-only connection, for dry runs, opens too).
+	if v, err := Version(ctx, db, component); err == nil && v == len(steps) {
+		return nil
+	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("migrate %s: %w", component, err)
@@ -101,6 +125,13 @@ func Migrate(ctx context.Context, db *sql.DB, component string, steps []string) 
 
 // Version is the schema version of component (0 when none).
 func Version(ctx context.Context, db *sql.DB, component string) (int, error) {
+	var exists bool
+	if err := db.QueryRowContext(ctx, `SELECT to_regclass('schema_migrations') IS NOT NULL`).Scan(&exists); err != nil {
+		return 0, fmt.Errorf("postgres: schema version: %w", err)
+	}
+	if !exists {
+		return 0, nil
+	}
 	var v int
 	err := db.QueryRowContext(ctx, `SELECT version FROM schema_migrations WHERE component = $1`, component).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
