@@ -22,6 +22,7 @@ import (
 	"github.com/figurative/figsupport/internal/notify"
 	"github.com/figurative/figsupport/internal/objstore"
 	"github.com/figurative/figsupport/internal/payload"
+	"github.com/figurative/figsupport/internal/postgres"
 	"github.com/figurative/figsupport/internal/rest"
 	"github.com/figurative/figsupport/internal/sqlite"
 )
@@ -90,6 +91,7 @@ type app struct {
 	// memory and dbMissing is set.
 	dbFile    string
 	dbMissing bool
+	pg        bool // the database is PostgreSQL (FIGSUPPORT_DATABASE_URL)
 	db        *sql.DB
 	journal   *journal.Journal
 	local     *local.Store
@@ -184,6 +186,9 @@ func openApp(ctx context.Context, g *Globals, o appOptions) (*app, error) {
 
 // openStore opens the database, the journal and the embedded CRM and tracker that live in it.
 func (a *app) openStore(ctx context.Context) error {
+	if url := a.g.Values.String("FIGSUPPORT_DATABASE_URL"); url != "" {
+		return a.openPostgres(ctx, url)
+	}
 	lockDir := filepath.Join(a.dir, "locks")
 	if a.opts.readOnly {
 		db, err := sqlite.OpenReadOnly(a.dbFile)
@@ -225,6 +230,45 @@ func (a *app) openStore(ctx context.Context) error {
 	}
 	a.closers = append(a.closers, func() { a.local.Close() })
 	a.parts = append(a.parts, part{role: "journal", backend: "sqlite", target: a.dbFile, check: a.journalCheck})
+	return nil
+}
+
+// openPostgres opens the journal, the memo and the embedded CRM and tracker in a PostgreSQL
+// database that several daemons share (FIGSUPPORT_DATABASE_URL).
+func (a *app) openPostgres(ctx context.Context, url string) error {
+	const key = "FIGSUPPORT_DATABASE_URL"
+	if !postgres.IsURL(url) {
+		return &config.Error{Key: key, Msg: "want a postgres:// or postgresql:// URL"}
+	}
+	a.dbFile = postgres.Describe(url)
+	open := postgres.Open
+	if a.opts.readOnly {
+		open = postgres.OpenReadOnly
+	}
+	db, err := open(ctx, url)
+	if err != nil {
+		return &config.Error{Key: key, Msg: a.g.Values.Redact(err.Error())}
+	}
+	a.db = db
+	a.pg = true
+	a.closers = append(a.closers, func() { a.db.Close() })
+	if a.opts.readOnly {
+		a.journal, err = journal.OpenReadOnly(ctx, a.db)
+	} else {
+		a.journal, err = journal.OpenPostgres(ctx, a.db)
+	}
+	if err != nil {
+		return err
+	}
+	a.closers = append(a.closers, func() { a.journal.Close() })
+	v := a.g.Values
+	if a.local, err = local.OpenPostgres(ctx, a.db, local.Config{
+		StageNew: v.String("HUBSPOT_STAGE_NEW"), StageClosed: v.String("HUBSPOT_STAGE_CLOSED"), Pipeline: v.String("HUBSPOT_PIPELINE_ID"),
+	}); err != nil {
+		return err
+	}
+	a.closers = append(a.closers, func() { a.local.Close() })
+	a.parts = append(a.parts, part{role: "journal", backend: "postgres", target: a.dbFile, check: a.journalCheck})
 	return nil
 }
 
@@ -311,6 +355,10 @@ func (a *app) journalCheck(ctx context.Context) []health.Check {
 		c.Detail = "no database yet: the first run creates it (--dry-run)"
 		return []health.Check{c}
 	}
+	if err := a.journal.CheckDatabase(ctx, a.opts.readOnly); err != nil {
+		c.Status, c.Detail = health.Fail, err.Error()
+		return []health.Check{c}
+	}
 	runs, err := a.journal.List(ctx, []string{chain.StatusFailed, chain.StatusIncomplete}, 1000)
 	switch {
 	case err != nil:
@@ -321,6 +369,9 @@ func (a *app) journalCheck(ctx context.Context) []health.Check {
 		c.Detail = "readable, nothing pending (write not probed: --dry-run)"
 	default:
 		c.Detail = "writable, nothing pending"
+	}
+	if a.pg && c.Status == health.OK {
+		c.Detail = "PostgreSQL reachable, migrations applied, advisory locks usable; " + c.Detail
 	}
 	return []health.Check{c}
 }

@@ -40,6 +40,7 @@ type Key struct {
 // Keys is every key figsupport reads, in the order of .env.example and the README.
 var Keys = []Key{
 	{Name: "FIGSUPPORT_DATA_DIR", Group: "general", Doc: "data dir: SQLite journal and embedded backends, files, outbox, locks (default $XDG_DATA_HOME/figsupport, else ~/.local/share/figsupport; an empty value is no value; deployed, --data-dir /var/lib/figsupport decides)"},
+	{Name: "FIGSUPPORT_DATABASE_URL", Group: "general", Secret: true, Doc: "postgres://user:password@host/db: the journal, memo and embedded CRM in PostgreSQL, shared by several daemons; empty: the SQLite file in the data dir"},
 	{Name: "FIGSUPPORT_THREAD_WINDOW", Group: "general", Default: "14d", Doc: "a follow-up joins the contact's open ticket active this recently (measured at received_at); units d, h, m, s"},
 	{Name: "FIGSUPPORT_KEY_TTL", Group: "general", Default: "7d", Doc: "how long an explicit request_id is remembered for idempotency"},
 	{Name: "FIGSUPPORT_HASH_TTL", Group: "general", Default: "24h", Doc: "how long a payload hash (no request_id) is remembered"},

@@ -652,6 +652,39 @@ func (j *Journal) Writable(ctx context.Context) error {
 	return tx.Rollback()
 }
 
+// CheckDatabase is doctor's look at the database under the journal: on PostgreSQL, that the
+// journal's migrations are applied and the advisory lock functions answer (taken and released at
+// once, on a key no contact uses); on SQLite, that a write transaction opens (unless readOnly).
+func (j *Journal) CheckDatabase(ctx context.Context, readOnly bool) error {
+	if !j.db.pg {
+		if readOnly {
+			return nil
+		}
+		return j.Writable(ctx)
+	}
+	v, err := postgres.Version(ctx, j.db.DB, "journal")
+	if err != nil {
+		return err
+	}
+	if v != len(pgMigrations) {
+		return fmt.Errorf("journal: schema version %d, this binary's %d: start a command that writes (figsupport serve) to migrate it", v, len(pgMigrations))
+	}
+	var got, released bool
+	if err := j.db.QueryRowContext(ctx, `SELECT pg_try_advisory_lock(?), pg_advisory_unlock(?)`, int64(doctorLock), int64(doctorLock)).Scan(&got, &released); err != nil {
+		return fmt.Errorf("journal: advisory locks: %w", err)
+	}
+	if !got || !released {
+		return errors.New("journal: advisory locks: the test lock could not be taken and released")
+	}
+	if readOnly {
+		return nil
+	}
+	return j.Writable(ctx)
+}
+
+// doctorLock is an advisory lock key no contact's digest gives in practice ("figdoctr").
+const doctorLock = 0x666967646f637472
+
 // Stats are counts of what the journal holds, for metrics and readiness.
 type Stats struct {
 	Pending       int       // queued, running, failed or incomplete

@@ -9,6 +9,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	neturl "net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -59,6 +60,20 @@ func open(ctx context.Context, url string) (*sql.DB, error) {
 		return nil, fmt.Errorf("postgres: connect: %w", err)
 	}
 	return db, nil
+}
+
+// Describe is url without its password, for logs, plans and doctor: "postgres://user@host/db".
+func Describe(url string) string {
+	u, err := neturl.Parse(url)
+	if err != nil {
+		return "postgres://…"
+	}
+	u.User = neturl.User(u.User.Username())
+	if u.User.Username() == "" {
+		u.User = nil
+	}
+	u.RawQuery = ""
+	return u.String()
 }
 
 // Rebind turns `?` placeholders into PostgreSQL's `$1`, `$2`… (the SQL here has no `?` in
