@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/figurative/figsupport/internal/chain"
 	"github.com/figurative/figsupport/internal/classify"
@@ -34,6 +35,7 @@ type settings struct {
 	chain        chain.Options
 	classify     classify.Config
 	workers      int
+	lease        time.Duration
 }
 
 func (g *Globals) settings() (settings, error) {
@@ -58,6 +60,9 @@ func (g *Globals) settings() (settings, error) {
 		}
 	}
 	s.workers = v.Int("FIGSUPPORT_WORKERS")
+	// Shorter than 3 s, a renewal (every third) could lag behind a busy database and a live run
+	// would be taken over.
+	s.lease = v.DurationAtLeast("FIGSUPPORT_LEASE", 3*time.Second)
 	s.classify = classify.Config{
 		BaseURL:  v.URL("LLM_BASE_URL"),
 		Model:    v.String("LLM_MODEL"),
@@ -222,6 +227,7 @@ func (a *app) openStore(ctx context.Context) error {
 		return err
 	}
 	a.closers = append(a.closers, func() { a.journal.Close() })
+	a.journal.SetLease(a.s.lease)
 	v := a.g.Values
 	if a.local, err = local.Open(ctx, a.db, local.Config{
 		StageNew: v.String("HUBSPOT_STAGE_NEW"), StageClosed: v.String("HUBSPOT_STAGE_CLOSED"), Pipeline: v.String("HUBSPOT_PIPELINE_ID"),
@@ -261,6 +267,7 @@ func (a *app) openPostgres(ctx context.Context, url string) error {
 		return err
 	}
 	a.closers = append(a.closers, func() { a.journal.Close() })
+	a.journal.SetLease(a.s.lease)
 	v := a.g.Values
 	if a.local, err = local.OpenPostgres(ctx, a.db, local.Config{
 		StageNew: v.String("HUBSPOT_STAGE_NEW"), StageClosed: v.String("HUBSPOT_STAGE_CLOSED"), Pipeline: v.String("HUBSPOT_PIPELINE_ID"),

@@ -138,8 +138,10 @@ func runServe(ctx context.Context, o *serveOptions) error {
 	c := a.chain()
 	pl = worker.New(c, a.journal, worker.Config{
 		Workers: a.s.workers, MaxBacklog: backlog,
-		Policy: worker.Policy{Base: interval, Max: time.Hour, MaxAttempts: maxAttempts},
-		Now:    g.Now, Log: log,
+		// A run whose lease ran out (its process died) is looked for at least twice a lease.
+		SweepEvery: min(10*time.Second, a.s.lease/2),
+		Policy:     worker.Policy{Base: interval, Max: time.Hour, MaxAttempts: maxAttempts},
+		Now:        g.Now, Log: log,
 		Done: func(o worker.Outcome) {
 			a.cleanSpool(o, log)
 			logOutcome(log, o)

@@ -41,6 +41,7 @@ type Key struct {
 var Keys = []Key{
 	{Name: "FIGSUPPORT_DATA_DIR", Group: "general", Doc: "data dir: SQLite journal and embedded backends, files, outbox, locks (default $XDG_DATA_HOME/figsupport, else ~/.local/share/figsupport; an empty value is no value; deployed, --data-dir /var/lib/figsupport decides)"},
 	{Name: "FIGSUPPORT_DATABASE_URL", Group: "general", Secret: true, Doc: "postgres://user:password@host/db: the journal, memo and embedded CRM in PostgreSQL, shared by several daemons; empty: the SQLite file in the data dir"},
+	{Name: "FIGSUPPORT_LEASE", Group: "general", Default: "1m", Doc: "how long a run stays its process's without renewal (renewed every third of it): after a crash or a lost machine, another process takes the run over this long after (at least 3s)"},
 	{Name: "FIGSUPPORT_THREAD_WINDOW", Group: "general", Default: "14d", Doc: "a follow-up joins the contact's open ticket active this recently (measured at received_at); units d, h, m, s"},
 	{Name: "FIGSUPPORT_KEY_TTL", Group: "general", Default: "7d", Doc: "how long an explicit request_id is remembered for idempotency"},
 	{Name: "FIGSUPPORT_HASH_TTL", Group: "general", Default: "24h", Doc: "how long a payload hash (no request_id) is remembered"},
@@ -222,6 +223,16 @@ func (v *Values) Duration(name string) time.Duration {
 	d, err := ParseDuration(s)
 	if err != nil || d <= 0 {
 		v.fail(name, "want a positive duration like 14d, 36h or 90s, got %q", s)
+		return 0
+	}
+	return d
+}
+
+// DurationAtLeast is a Duration key with a lower bound.
+func (v *Values) DurationAtLeast(name string, least time.Duration) time.Duration {
+	d := v.Duration(name)
+	if d > 0 && d < least {
+		v.fail(name, "want at least %s, got %q", least, v.String(name))
 		return 0
 	}
 	return d

@@ -97,6 +97,7 @@ func TestBadValuesNameTheKey(t *testing.T) {
 		{"NOTIFICATION_EMAIL", "admin", func(v *Values) { v.Emails("NOTIFICATION_EMAIL") }},
 		{"SMTP_AUTH", "cram-md5", func(v *Values) { v.OneOf("SMTP_AUTH", "login", "plain", "xoauth2", "none") }},
 		{"FIGSUPPORT_ACK", "maybe", func(v *Values) { v.Bool("FIGSUPPORT_ACK") }},
+		{"FIGSUPPORT_LEASE", "2s", func(v *Values) { v.DurationAtLeast("FIGSUPPORT_LEASE", 3*time.Second) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.key, func(t *testing.T) {
@@ -107,6 +108,15 @@ func TestBadValuesNameTheKey(t *testing.T) {
 				t.Fatalf("err = %v, want a config error naming %s", err, tt.key)
 			}
 		})
+	}
+}
+
+func TestDurationAtLeast(t *testing.T) {
+	for val, want := range map[string]time.Duration{"": time.Minute, "3s": 3 * time.Second, "2m": 2 * time.Minute} {
+		v := New(lookup(map[string]string{"FIGSUPPORT_LEASE": val}))
+		if got := v.DurationAtLeast("FIGSUPPORT_LEASE", 3*time.Second); got != want || v.Err() != nil {
+			t.Errorf("%q: got %v, err %v; want %v", val, got, v.Err(), want)
+		}
 	}
 }
 

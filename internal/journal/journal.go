@@ -210,7 +210,8 @@ func (j *Journal) SetClock(now func() time.Time) {
 	j.clock = now
 }
 
-// SetLease replaces the lease length (tests); the renewal period stays a third of the first one.
+// SetLease replaces the lease length; the renewer follows from its next tick (a third of the new
+// length).
 func (j *Journal) SetLease(d time.Duration) {
 	j.settings.Lock()
 	defer j.settings.Unlock()
@@ -232,7 +233,7 @@ func (j *Journal) leaseLen() time.Duration {
 // renew extends the lease of every run this journal holds, every third of the lease, until Close.
 func (j *Journal) renew() {
 	defer close(j.done)
-	t := time.NewTicker(j.leaseLen() / 3)
+	t := time.NewTimer(j.leaseLen() / 3)
 	defer t.Stop()
 	for {
 		select {
@@ -240,6 +241,7 @@ func (j *Journal) renew() {
 			return
 		case <-t.C:
 		}
+		t.Reset(j.leaseLen() / 3)
 		_, _ = j.db.ExecContext(context.Background(), `UPDATE requests SET lease_until = ? WHERE owner = ? AND status IN (?, ?)`,
 			j.now().Add(j.leaseLen()).UnixMilli(), j.owner, chain.StatusQueued, chain.StatusRunning)
 	}

@@ -29,14 +29,12 @@ import (
 const RequireEnv = "FIGSUPPORT_REQUIRE_POSTGRES"
 
 type cluster struct {
-	dir    string // data dir, also the socket dir
-	pgctl  string
-	runAs  []string // "runuser -u postgres --" as root
-	user   string
-	err    error
-	dbs    atomic.Int64
-	mu     sync.Mutex
-	closed bool
+	dir   string // data dir, also the socket dir
+	pgctl string
+	runAs []string // "runuser -u postgres --" as root
+	user  string
+	err   error
+	dbs   atomic.Int64
 }
 
 var (
