@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -367,7 +368,11 @@ func (r *runner) warn(step string, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.log.Warn("step failed", "step", step, "err", err)
-	r.resp.Warnings = append(r.resp.Warnings, step+": "+err.Error())
+	msg := err.Error()
+	if se := (*StepError)(nil); !errors.As(err, &se) || se.Step != step {
+		msg = step + ": " + msg // a StepError names its step already
+	}
+	r.resp.Warnings = append(r.resp.Warnings, msg)
 	if f := Classify(err); r.failure == "" || f.Permanent() {
 		r.failure = f
 	}
