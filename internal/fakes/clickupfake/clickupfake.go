@@ -200,6 +200,13 @@ func (s *Server) faultPlan() *faults.Plan {
 	return s.plan
 }
 
+// SetLimit changes the requests allowed per minute window while the fake serves.
+func (s *Server) SetLimit(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.Limit = n
+}
+
 // Throttle answers the next n requests with 429, announcing reset as the window's end.
 func (s *Server) Throttle(n int, reset time.Time) {
 	s.mu.Lock()
