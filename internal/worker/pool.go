@@ -97,10 +97,16 @@ type Pool struct {
 	running  int
 	stopping bool
 
+	// sweepFull: the last sweep left due runs for lack of room; the next job to end asks for another.
+	sweepFull bool
+
 	workCtx    context.Context // cancelled when the shutdown deadline passes
 	cancelWork context.CancelFunc
 	stopSweep  chan struct{}
-	wg         sync.WaitGroup
+	// kick asks the sweep to come sooner: a run failed (it is due after the policy's first wait)
+	// or room was made for runs the last sweep had to leave.
+	kick chan struct{}
+	wg   sync.WaitGroup
 }
 
 // New returns a pool; Start starts it.
@@ -123,7 +129,8 @@ func New(p Processor, j Journal, cfg Config) *Pool {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	pl := &Pool{p: p, j: j, cfg: cfg, byKey: map[string]*Job{}, busy: map[string]bool{}, stopSweep: make(chan struct{})}
+	pl := &Pool{p: p, j: j, cfg: cfg, byKey: map[string]*Job{}, busy: map[string]bool{}, stopSweep: make(chan struct{}),
+		kick: make(chan struct{}, 1)}
 	pl.cond = sync.NewCond(&pl.mu)
 	pl.workCtx, pl.cancelWork = context.WithCancel(context.Background())
 	return pl
@@ -253,7 +260,17 @@ func (pl *Pool) work() {
 		delete(pl.busy, jb.email)
 		pl.running--
 		pl.cond.Broadcast()
+		kick := pl.sweepFull || unfinished(jb.resp, jb.err)
+		if kick {
+			pl.sweepFull = false
+		}
 		pl.mu.Unlock()
+		if kick {
+			select {
+			case pl.kick <- struct{}{}:
+			default:
+			}
+		}
 		close(jb.done)
 	}
 }
@@ -270,42 +287,89 @@ func (pl *Pool) process(jb *Job) (resp *payload.Response, err error) {
 	return pl.p.Process(pl.workCtx, jb.req, chain.RunOptions{Recorded: true})
 }
 
+// unfinished reports a run that ended with work left, which the sweep takes again once due.
+func unfinished(resp *payload.Response, err error) bool {
+	switch {
+	case errors.Is(err, chain.ErrInFlight), errors.Is(err, ErrStopping):
+		return false
+	case err != nil:
+		return true
+	}
+	return resp != nil && resp.Status == payload.StatusIncomplete
+}
+
+// sweepLoop sweeps at once, then as runs become due: every SweepEvery at the latest, sooner when
+// the journal holds a run due before then, and soon after a kick — but never more often than
+// the policy's first wait (at least 100 ms), so that a short FIGSUPPORT_RETRY_INTERVAL is
+// honoured without sweeping in a loop.
 func (pl *Pool) sweepLoop() {
+	soonest := min(max(pl.cfg.Policy.Base, 100*time.Millisecond), pl.cfg.SweepEvery)
 	t := time.NewTimer(0)
 	defer t.Stop()
+	at := time.Now() // when t fires
 	for {
 		select {
 		case <-pl.stopSweep:
 			return
+		case <-pl.kick:
+			if soon := time.Now().Add(soonest); soon.Before(at) {
+				t.Reset(soonest)
+				at = soon
+			}
+			continue
 		case <-t.C:
 		}
-		if n, err := pl.Sweep(pl.workCtx); err != nil && pl.workCtx.Err() == nil {
+		n, next, err := pl.sweep(pl.workCtx)
+		if err != nil && pl.workCtx.Err() == nil {
 			pl.cfg.Log.Error("sweep the journal", "err", err)
 		} else if n > 0 {
 			pl.cfg.Log.Info("resuming unfinished requests", "count", n)
 		}
-		t.Reset(pl.cfg.SweepEvery)
+		wait := pl.cfg.SweepEvery
+		if !next.IsZero() {
+			wait = min(wait, max(next.Sub(pl.cfg.Now()), soonest))
+		}
+		t.Reset(wait)
+		at = time.Now().Add(wait)
 	}
 }
 
 // Sweep queues the journal's due runs that the pool does not hold yet, while the backlog has room,
 // and says how many it queued.
 func (pl *Pool) Sweep(ctx context.Context) (int, error) {
+	n, _, err := pl.sweep(ctx)
+	return n, err
+}
+
+// sweep is Sweep; next is when the soonest run that is not due yet becomes due (zero: none).
+func (pl *Pool) sweep(ctx context.Context) (n int, next time.Time, err error) {
 	runs, err := pl.j.Pending(ctx, pl.cfg.MaxBacklog)
 	if err != nil {
-		return 0, err
+		return 0, time.Time{}, err
 	}
 	now := pl.cfg.Now()
-	n := 0
 	for _, run := range runs {
 		pl.mu.Lock()
 		_, have := pl.byKey[run.Key]
 		room := len(pl.queue)+pl.running < pl.cfg.MaxBacklog
+		if !room {
+			pl.sweepFull = true
+		}
 		pl.mu.Unlock()
 		if !room {
 			break
 		}
-		if have || !pl.cfg.Policy.Due(run, now, pl.j.Held(run)) {
+		if have {
+			continue
+		}
+		at, ok := pl.cfg.Policy.DueAt(run, pl.j.Held(run))
+		if !ok {
+			continue
+		}
+		if now.Before(at) {
+			if next.IsZero() || at.Before(next) {
+				next = at
+			}
 			continue
 		}
 		req, err := chain.DecodeRequest(run)
@@ -317,5 +381,5 @@ func (pl *Pool) Sweep(ctx context.Context) (int, error) {
 			n++
 		}
 	}
-	return n, nil
+	return n, next, nil
 }

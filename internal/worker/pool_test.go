@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -324,3 +325,68 @@ type inputErr struct{}
 
 func (inputErr) Error() string    { return "file \"b.glb\": address not allowed" }
 func (inputErr) InputError() bool { return true }
+
+// memJournal is a journal of runs in memory, for the pool's sweep.
+type memJournal struct {
+	mu   sync.Mutex
+	runs map[string]*chain.Run
+}
+
+func (m *memJournal) Pending(context.Context, int) ([]*chain.Run, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*chain.Run
+	for _, r := range m.runs {
+		if chain.Unfinished(r.Status) {
+			c := *r
+			out = append(out, &c)
+		}
+	}
+	return out, nil
+}
+
+func (m *memJournal) Held(*chain.Run) bool { return false }
+
+func (m *memJournal) finish(key, status string, attempts int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := m.runs[key]
+	r.Status, r.Attempts, r.UpdatedAt, r.Failure = status, attempts, time.Now(), chain.FailureUnavailable
+}
+
+// A retry wait shorter than the sweep's period is honoured: a failed run is taken again once its
+// wait has passed, not at the next periodic sweep (an hour here), and again after a longer wait
+// when it fails a second time.
+func TestRetryFollowsThePolicyNotTheSweepPeriod(t *testing.T) {
+	r := req(t, "a@example.com", "k")
+	body, _ := json.Marshal(r)
+	j := &memJournal{runs: map[string]*chain.Run{"k": {Key: "k", Status: chain.StatusQueued, Request: body}}}
+	var mu sync.Mutex
+	var calls []time.Time
+	p := procFunc(func(_ context.Context, _ *payload.Request, _ chain.RunOptions) (*payload.Response, error) {
+		mu.Lock()
+		calls = append(calls, time.Now())
+		n := len(calls)
+		mu.Unlock()
+		if n < 3 {
+			j.finish("k", chain.StatusFailed, n)
+			return nil, errors.New("service unavailable")
+		}
+		j.finish("k", chain.StatusDone, n)
+		return &payload.Response{Status: payload.StatusCreated}, nil
+	})
+	start(t, p, j, Config{SweepEvery: time.Hour, Policy: Policy{Base: 150 * time.Millisecond, Max: time.Hour, MaxAttempts: 5}})
+	waitFor(t, "three attempts", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(calls) == 3
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	// The policy's waits (150 ms, then 300 ms) are kept: never sooner.
+	for i, want := range []time.Duration{150 * time.Millisecond, 300 * time.Millisecond} {
+		if got := calls[i+1].Sub(calls[i]); got < want {
+			t.Errorf("attempt %d came %v after the previous, before the policy's %v", i+2, got, want)
+		}
+	}
+}
