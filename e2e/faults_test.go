@@ -13,7 +13,7 @@ import (
 func faultEnv(data string, sv *services, mode string) []string {
 	return append([]string{
 		"FIGSUPPORT_DATA_DIR=" + data, "FIGSUPPORT_WEBHOOK_TOKEN=" + faultToken, "FIGSUPPORT_MODE=" + mode,
-		"FIGSUPPORT_SYNC_TIMEOUT=1s", "FIGSUPPORT_RETRY_INTERVAL=200ms",
+		"FIGSUPPORT_SYNC_TIMEOUT=1s", "FIGSUPPORT_RETRY_INTERVAL=200ms", "FIGSUPPORT_WORKERS=16",
 		"FIGSUPPORT_RATE_PER_MINUTE=1000000", "FIGSUPPORT_RATE_BURST=100000",
 	}, sv.env...)
 }

@@ -208,6 +208,8 @@ func mapsKeys(m map[string]string) func(func(string) bool) {
 type sender struct {
 	url    func() string
 	client *http.Client
+	// pace, when set, spaces the requests' first sends: one per tick, whoever sends.
+	pace <-chan time.Time
 
 	mu    sync.Mutex
 	acked map[string]int // key → the 2xx status that acknowledged it
@@ -223,6 +225,13 @@ func newSender(url func() string) *sender {
 // (400, 409, 422…) fails the test.
 func (s *sender) send(t *testing.T, r *wreq, stop <-chan struct{}) bool {
 	body, ctype := r.body()
+	if s.pace != nil {
+		select {
+		case <-s.pace:
+		case <-stop:
+			return false
+		}
+	}
 	for {
 		select {
 		case <-stop:
