@@ -97,16 +97,17 @@ type Pool struct {
 	running  int
 	stopping bool
 
-	// sweepFull: the last sweep left due runs for lack of room; the next job to end asks for another.
+	// sweepFull: due runs were left in the journal for lack of room (by a sweep, or a Submit
+	// refused after its request was recorded); once half the backlog is free the sweep refills it.
 	sweepFull bool
 
 	workCtx    context.Context // cancelled when the shutdown deadline passes
 	cancelWork context.CancelFunc
 	stopSweep  chan struct{}
-	// kick asks the sweep to come sooner: a run failed (it is due after the policy's first wait)
-	// or room was made for runs the last sweep had to leave.
-	kick chan struct{}
-	wg   sync.WaitGroup
+	// kick asks the sweep to come sooner: a run failed (it is due after the policy's first wait).
+	// refill asks for a sweep now: there is room for runs left in the journal.
+	kick, refill chan struct{}
+	wg           sync.WaitGroup
 }
 
 // New returns a pool; Start starts it.
@@ -130,7 +131,7 @@ func New(p Processor, j Journal, cfg Config) *Pool {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	pl := &Pool{p: p, j: j, cfg: cfg, byKey: map[string]*Job{}, busy: map[string]bool{}, stopSweep: make(chan struct{}),
-		kick: make(chan struct{}, 1)}
+		kick: make(chan struct{}, 1), refill: make(chan struct{}, 1)}
 	pl.cond = sync.NewCond(&pl.mu)
 	pl.workCtx, pl.cancelWork = context.WithCancel(context.Background())
 	return pl
@@ -212,6 +213,8 @@ func (pl *Pool) add(jb *Job, force bool) (*Job, error) {
 		return &Job{key: cur.key, done: cur.done, of: cur}, nil
 	}
 	if !force && len(pl.queue)+pl.running >= pl.cfg.MaxBacklog {
+		// A submitted request is recorded already: the sweep takes it once there is room.
+		pl.sweepFull = true
 		return nil, ErrBacklogFull
 	}
 	pl.queue = append(pl.queue, jb)
@@ -260,16 +263,18 @@ func (pl *Pool) work() {
 		delete(pl.busy, jb.email)
 		pl.running--
 		pl.cond.Broadcast()
-		kick := pl.sweepFull || unfinished(jb.resp, jb.err)
-		if kick {
+		// Refilling when half the backlog is free, not at every run's end, bounds the sweeps
+		// (each reads the journal) to about two per backlog's worth of runs.
+		refill := pl.sweepFull && 2*(len(pl.queue)+pl.running) <= pl.cfg.MaxBacklog
+		if refill {
 			pl.sweepFull = false
 		}
 		pl.mu.Unlock()
-		if kick {
-			select {
-			case pl.kick <- struct{}{}:
-			default:
-			}
+		if refill {
+			signal(pl.refill)
+		}
+		if unfinished(jb.resp, jb.err) {
+			signal(pl.kick)
 		}
 		close(jb.done)
 	}
@@ -287,6 +292,14 @@ func (pl *Pool) process(jb *Job) (resp *payload.Response, err error) {
 	return pl.p.Process(pl.workCtx, jb.req, chain.RunOptions{Recorded: true})
 }
 
+// signal sends on a channel of one without waiting: a signal already pending says the same.
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
 // unfinished reports a run that ended with work left, which the sweep takes again once due.
 func unfinished(resp *payload.Response, err error) bool {
 	switch {
@@ -299,9 +312,9 @@ func unfinished(resp *payload.Response, err error) bool {
 }
 
 // sweepLoop sweeps at once, then as runs become due: every SweepEvery at the latest, sooner when
-// the journal holds a run due before then, and soon after a kick — but never more often than
-// the policy's first wait (at least 100 ms), so that a short FIGSUPPORT_RETRY_INTERVAL is
-// honoured without sweeping in a loop.
+// the journal holds a run due before then, soon after a run failed — but never more often than
+// the policy's first wait (at least 100 ms) for those, so that a short FIGSUPPORT_RETRY_INTERVAL
+// is honoured without sweeping in a loop — and at once when room was made for runs left waiting.
 func (pl *Pool) sweepLoop() {
 	soonest := min(max(pl.cfg.Policy.Base, 100*time.Millisecond), pl.cfg.SweepEvery)
 	t := time.NewTimer(0)
@@ -317,6 +330,7 @@ func (pl *Pool) sweepLoop() {
 				at = soon
 			}
 			continue
+		case <-pl.refill:
 		case <-t.C:
 		}
 		n, next, err := pl.sweep(pl.workCtx)
@@ -380,6 +394,12 @@ func (pl *Pool) sweep(ctx context.Context) (n int, next time.Time, err error) {
 		if _, err := pl.add(&Job{key: run.Key, email: req.UserEmail, req: req, resumed: true, done: make(chan struct{})}, false); err == nil {
 			n++
 		}
+	}
+	if len(runs) >= pl.cfg.MaxBacklog {
+		// A full page: the journal may hold more than the pool could take.
+		pl.mu.Lock()
+		pl.sweepFull = true
+		pl.mu.Unlock()
 	}
 	return n, next, nil
 }

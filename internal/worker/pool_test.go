@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -332,12 +334,12 @@ type memJournal struct {
 	runs map[string]*chain.Run
 }
 
-func (m *memJournal) Pending(context.Context, int) ([]*chain.Run, error) {
+func (m *memJournal) Pending(_ context.Context, limit int) ([]*chain.Run, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []*chain.Run
-	for _, r := range m.runs {
-		if chain.Unfinished(r.Status) {
+	for _, k := range slices.Sorted(maps.Keys(m.runs)) {
+		if r := m.runs[k]; chain.Unfinished(r.Status) && len(out) < limit {
 			c := *r
 			out = append(out, &c)
 		}
@@ -389,4 +391,67 @@ func TestRetryFollowsThePolicyNotTheSweepPeriod(t *testing.T) {
 			t.Errorf("attempt %d came %v after the previous, before the policy's %v", i+2, got, want)
 		}
 	}
+}
+
+// Runs left in the journal for lack of room (recorded, not queued) are taken as soon as the
+// backlog has room again, not at the next periodic sweep (an hour here).
+func TestRefillWhenRoomIsMade(t *testing.T) {
+	j := &memJournal{runs: map[string]*chain.Run{}}
+	for i := range 7 {
+		k := fmt.Sprintf("k%d", i)
+		body, _ := json.Marshal(req(t, fmt.Sprintf("%d@example.com", i), k))
+		j.runs[k] = &chain.Run{Key: k, Status: chain.StatusQueued, Request: body}
+	}
+	var mu sync.Mutex
+	var ran []string
+	p := procFunc(func(_ context.Context, r *payload.Request, _ chain.RunOptions) (*payload.Response, error) {
+		time.Sleep(5 * time.Millisecond)
+		j.finish(r.Key(), chain.StatusDone, 1)
+		mu.Lock()
+		ran = append(ran, r.Key())
+		mu.Unlock()
+		return &payload.Response{Status: payload.StatusCreated}, nil
+	})
+	start(t, p, j, Config{Workers: 1, MaxBacklog: 2, SweepEvery: time.Hour})
+	waitFor(t, "every run", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(ran) == 7
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if got := fmt.Sprint(ran); got != "[k0 k1 k2 k3 k4 k5 k6]" {
+		t.Errorf("ran %s, want the journal's order", got)
+	}
+}
+
+// A request recorded, then refused by a full backlog (the server answered 202: it is in the
+// journal) is taken once there is room again.
+func TestRecordedButRefusedIsTakenWhenRoomIsMade(t *testing.T) {
+	j := &memJournal{runs: map[string]*chain.Run{}}
+	g := newGate()
+	p := procFunc(func(ctx context.Context, r *payload.Request, ro chain.RunOptions) (*payload.Response, error) {
+		resp, err := g.Process(ctx, r, ro)
+		j.finish(r.Key(), chain.StatusDone, 1)
+		return resp, err
+	})
+	pl := start(t, p, j, Config{Workers: 1, MaxBacklog: 2, SweepEvery: time.Hour})
+	for i := range 3 {
+		r := req(t, fmt.Sprintf("%d@example.com", i), fmt.Sprintf("k%d", i))
+		body, _ := json.Marshal(r)
+		j.mu.Lock()
+		j.runs[r.Key()] = &chain.Run{Key: r.Key(), Status: chain.StatusQueued, Request: body}
+		j.mu.Unlock()
+		_, err := pl.Submit(r)
+		if i < 2 && err != nil {
+			t.Fatal(err)
+		}
+		if i == 2 && !errors.Is(err, ErrBacklogFull) {
+			t.Fatalf("third submit: %v, want ErrBacklogFull", err)
+		}
+	}
+	close(g.ch("k0"))
+	close(g.ch("k1"))
+	close(g.ch("k2"))
+	waitFor(t, "the refused request to run", func() bool { return len(g.order()) == 3 })
 }
