@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -85,13 +86,7 @@ func hammer(base string, clients, contacts int, d time.Duration) *load {
 }
 
 func (l *load) summary(d time.Duration) string {
-	codes := slices.Sorted(func(yield func(int) bool) {
-		for c := range l.codes {
-			if !yield(c) {
-				return
-			}
-		}
-	})
+	codes := slices.Sorted(maps.Keys(l.codes))
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d requests in %v (%.0f/s), %d acknowledged:", l.sent, d.Round(time.Millisecond), float64(l.sent)/d.Seconds(), len(l.acked))
 	for _, c := range codes {
