@@ -96,6 +96,14 @@ func startDaemon(t *testing.T, env []string) *daemon {
 			cmd.Process.Kill()
 			<-d.exited
 		}
+		// A failed scenario's daemon log is kept for the post-mortem (the test's own dir goes).
+		if t.Failed() {
+			if f, err := os.CreateTemp("", "figsupport-e2e-*.log"); err == nil {
+				f.WriteString(d.stderr.String())
+				f.Close()
+				t.Logf("daemon log (pid %d): %s", cmd.Process.Pid, f.Name())
+			}
+		}
 	})
 	return d
 }

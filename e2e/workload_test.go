@@ -507,7 +507,14 @@ func checkServices(t *testing.T, sv *services, w *workload, states map[string]*s
 		case r.model && !linked:
 			t.Errorf("ticket %s of %s links subtask %q, which does not exist", ticketOf[r.contact], r.key, subtaskOf[ticketOf[r.contact]])
 		case r.model && (strings.Count(sub.Markdown, r.marker) != 1 || inAll != 1):
-			t.Errorf("modelling request %s is %d times in its subtask %s (%d in all), want once", r.key, strings.Count(sub.Markdown, r.marker), sub.ID, inAll)
+			var where []string
+			for _, s := range subs {
+				if n := strings.Count(s.Markdown, r.marker); n > 0 {
+					where = append(where, fmt.Sprintf("%s×%d", s.ID, n))
+				}
+			}
+			t.Errorf("modelling request %s (%s on ticket %s) is %d times in its subtask %s, want once; found in %v",
+				r.key, states[r.key].Response.Status, ticketOf[r.contact], strings.Count(sub.Markdown, r.marker), sub.ID, where)
 		}
 	}
 
