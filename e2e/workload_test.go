@@ -269,13 +269,6 @@ func (s *sender) once(body []byte, ctype string) int {
 	return resp.StatusCode
 }
 
-func (s *sender) isAcked(key string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, ok := s.acked[key]
-	return ok
-}
-
 func (s *sender) summary() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
