@@ -137,14 +137,17 @@ func New(p Processor, j Journal, cfg Config) *Pool {
 	return pl
 }
 
-// Start launches the workers and, unless SweepEvery < 0, the sweep (a first one at once: what a
-// process that died left unfinished resumes at start). Shutdown stops them.
+// Start launches the workers and, unless SweepEvery < 0, the sweep. Its first sweep is done before
+// Start returns: what a process that died left unfinished is queued, in the journal's order, before
+// a new request of the same contact can be submitted and overtake it (its threading would not see
+// the ticket an unrecorded create of the older run may have made). Shutdown stops them.
 func (pl *Pool) Start() {
 	for range pl.cfg.Workers {
 		pl.wg.Go(pl.work)
 	}
 	if pl.cfg.SweepEvery > 0 {
-		pl.wg.Go(pl.sweepLoop)
+		wait := pl.sweepOnce()
+		pl.wg.Go(func() { pl.sweepLoop(wait) })
 	}
 }
 
@@ -311,15 +314,15 @@ func unfinished(resp *payload.Response, err error) bool {
 	return resp != nil && resp.Status == payload.StatusIncomplete
 }
 
-// sweepLoop sweeps at once, then as runs become due: every SweepEvery at the latest, sooner when
+// sweepLoop sweeps after wait, then as runs become due: every SweepEvery at the latest, sooner when
 // the journal holds a run due before then, soon after a run failed — but never more often than
 // the policy's first wait (at least 100 ms) for those, so that a short FIGSUPPORT_RETRY_INTERVAL
 // is honoured without sweeping in a loop — and at once when room was made for runs left waiting.
-func (pl *Pool) sweepLoop() {
-	soonest := min(max(pl.cfg.Policy.Base, 100*time.Millisecond), pl.cfg.SweepEvery)
-	t := time.NewTimer(0)
+func (pl *Pool) sweepLoop(wait time.Duration) {
+	soonest := pl.soonest()
+	t := time.NewTimer(wait)
 	defer t.Stop()
-	at := time.Now() // when t fires
+	at := time.Now().Add(wait) // when t fires
 	for {
 		select {
 		case <-pl.stopSweep:
@@ -333,19 +336,31 @@ func (pl *Pool) sweepLoop() {
 		case <-pl.refill:
 		case <-t.C:
 		}
-		n, next, err := pl.sweep(pl.workCtx)
-		if err != nil && pl.workCtx.Err() == nil {
-			pl.cfg.Log.Error("sweep the journal", "err", err)
-		} else if n > 0 {
-			pl.cfg.Log.Info("resuming unfinished requests", "count", n)
-		}
-		wait := pl.cfg.SweepEvery
-		if !next.IsZero() {
-			wait = min(wait, max(next.Sub(pl.cfg.Now()), soonest))
-		}
+		wait := pl.sweepOnce()
 		t.Reset(wait)
 		at = time.Now().Add(wait)
 	}
+}
+
+// soonest is how often, at most, failures bring the sweep forward.
+func (pl *Pool) soonest() time.Duration {
+	return min(max(pl.cfg.Policy.Base, 100*time.Millisecond), pl.cfg.SweepEvery)
+}
+
+// sweepOnce sweeps and says how long until the next sweep: SweepEvery, or until the soonest run
+// not yet due becomes due (never less than soonest).
+func (pl *Pool) sweepOnce() time.Duration {
+	n, next, err := pl.sweep(pl.workCtx)
+	if err != nil && pl.workCtx.Err() == nil {
+		pl.cfg.Log.Error("sweep the journal", "err", err)
+	} else if n > 0 {
+		pl.cfg.Log.Info("resuming unfinished requests", "count", n)
+	}
+	wait := pl.cfg.SweepEvery
+	if !next.IsZero() {
+		wait = min(wait, max(next.Sub(pl.cfg.Now()), pl.soonest()))
+	}
+	return wait
 }
 
 // Sweep queues the journal's due runs that the pool does not hold yet, while the backlog has room,

@@ -455,3 +455,23 @@ func TestRecordedButRefusedIsTakenWhenRoomIsMade(t *testing.T) {
 	close(g.ch("k2"))
 	waitFor(t, "the refused request to run", func() bool { return len(g.order()) == 3 })
 }
+
+// At start, what the journal holds unfinished is queued before Start returns: a new request of the
+// same contact, submitted as soon as the daemon listens, runs after the older one, not before.
+func TestStartQueuesTheJournalFirst(t *testing.T) {
+	old := req(t, "a@example.com", "old")
+	body, _ := json.Marshal(old)
+	j := &memJournal{runs: map[string]*chain.Run{"old": {Key: "old", Status: chain.StatusRunning, Request: body}}}
+	g := newGate()
+	pl := start(t, g, j, Config{Workers: 2, SweepEvery: time.Hour})
+	if _, err := pl.Submit(req(t, "a@example.com", "new")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a run to start", func() bool { return len(g.order()) == 1 })
+	close(g.ch("old"))
+	close(g.ch("new"))
+	waitFor(t, "both runs", func() bool { return len(g.order()) == 2 })
+	if got := fmt.Sprint(g.order()); got != "[old new]" {
+		t.Fatalf("ran %s, want the journal's unfinished run first", got)
+	}
+}
