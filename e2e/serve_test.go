@@ -28,6 +28,8 @@ type daemon struct {
 	url    string
 	stderr *lockedBuffer
 	done   chan error
+	// exited is closed once the process was waited for.
+	exited chan struct{}
 }
 
 // lockedBuffer collects the daemon's log while the test reads it.
@@ -63,7 +65,7 @@ func startDaemon(t *testing.T, env []string) *daemon {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{cmd: cmd, stderr: &lockedBuffer{}, done: make(chan error, 1)}
+	d := &daemon{cmd: cmd, stderr: &lockedBuffer{}, done: make(chan error, 1), exited: make(chan struct{})}
 	addr := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(pipe)
@@ -74,7 +76,9 @@ func startDaemon(t *testing.T, env []string) *daemon {
 				addr <- m[1]
 			}
 		}
-		d.done <- cmd.Wait()
+		err := cmd.Wait()
+		close(d.exited)
+		d.done <- err
 	}()
 	select {
 	case a := <-addr:
@@ -86,8 +90,19 @@ func startDaemon(t *testing.T, env []string) *daemon {
 		t.Fatalf("serve did not start\n%s", d.stderr)
 	}
 	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
+		select {
+		case <-d.exited:
+		default:
 			cmd.Process.Kill()
+			<-d.exited
+		}
+		// A failed scenario's daemon log is kept for the post-mortem (the test's own dir goes).
+		if t.Failed() {
+			if f, err := os.CreateTemp("", "figsupport-e2e-*.log"); err == nil {
+				f.WriteString(d.stderr.String())
+				f.Close()
+				t.Logf("daemon log (pid %d): %s", cmd.Process.Pid, f.Name())
+			}
 		}
 	})
 	return d

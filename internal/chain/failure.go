@@ -3,6 +3,7 @@ package chain
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 
 	"github.com/figurative/figsupport/internal/payload"
@@ -61,6 +62,12 @@ func Classify(err error) Failure {
 	case errors.As(err, &re) && re.RateLimited():
 		return FailureRateLimited
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne):
+		return FailureUnavailable
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		// A connection that ended without an answer: the service may or may not have done the
+		// work, which the step's own repeat check (or, for an e-mail, a counted repeat) settles.
+		// Backends that will not repeat such a call at once say it is not Temporary; it is not a
+		// refusal either.
 		return FailureUnavailable
 	case errors.As(err, &te):
 		if te.Temporary() {

@@ -173,7 +173,14 @@ func New(cfg Config) (*Client, error) {
 
 // checkResponse is ClickUp's error body ({"err", "ECODE"}) as an *APIError.
 func (c *Client) checkResponse(req *rest.Request, resp *http.Response, data []byte) error {
-	e := &APIError{Method: req.Method, Path: req.Path, Status: resp.StatusCode, RetryAfter: c.retryHint(resp.Header)}
+	e := &APIError{Method: req.Method, Path: req.Path, Status: resp.StatusCode}
+	if e.RateLimited() {
+		e.RetryAfter = c.retryHint(resp.Header)
+	} else {
+		// X-RateLimit-Reset comes with every answer: it says when a 429 ends, not when a 5xx
+		// may pass.
+		e.RetryAfter = rest.RetryAfter(resp.Header, c.now())
+	}
 	var body struct {
 		Err   string `json:"err"`
 		ECode string `json:"ECODE"`

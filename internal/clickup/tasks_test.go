@@ -275,6 +275,13 @@ func TestServerErrorsRetried(t *testing.T) {
 	if n := f.fake.Count("PUT", "/api/v2/task/"); n != 3 {
 		t.Fatalf("PUT count = %d, want 3", n)
 	}
+	// ClickUp's X-RateLimit-Reset comes with every answer: after a 5xx the wait is the backoff's,
+	// not the rest of the rate-limit window (up to a minute per failed call).
+	for _, d := range f.sleeps.all() {
+		if d > 5*time.Second {
+			t.Fatalf("waits = %v after 5xx, want the backoff's (at most 5s)", f.sleeps.all())
+		}
+	}
 	got, _ := f.fake.Task(st.ID)
 	if strings.Count(got.Markdown, "more") != 1 {
 		t.Fatalf("markdown = %q", got.Markdown)

@@ -48,6 +48,9 @@ type Runs interface {
 // Metrics is where the server reports its answers (internal/metrics).
 type Metrics interface {
 	HTTP(route string, code int)
+	// Request counts a request answered from the journal without running (a replay); the runs
+	// are counted by whoever runs them.
+	Request(resp *payload.Response, err error)
 	Handler() http.Handler
 }
 

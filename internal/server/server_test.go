@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -893,5 +894,46 @@ func TestReadyz(t *testing.T) {
 	})
 	if c := broken.do(httptest.NewRequest(http.MethodGet, "/readyz", nil)).Code; c != 503 {
 		t.Errorf("/readyz with an unwritable journal: %d", c)
+	}
+}
+
+// recMetrics records what the server reports.
+type recMetrics struct {
+	mu       sync.Mutex
+	requests []*payload.Response
+	answers  []string
+}
+
+func (m *recMetrics) HTTP(route string, code int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.answers = append(m.answers, fmt.Sprintf("%s %d", route, code))
+}
+
+func (m *recMetrics) Request(resp *payload.Response, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.requests = append(m.requests, resp)
+}
+
+func (m *recMetrics) Handler() http.Handler { return http.NotFoundHandler() }
+
+// A request answered from the journal (a replay) never reaches the pool, which counts the runs:
+// the server counts it, so that /metrics shows replays.
+func TestReplayIsCounted(t *testing.T) {
+	m := &recMetrics{}
+	e := newEnv(t, nil, func(c *Config) { c.Metrics = m })
+	for range 2 {
+		if rec := e.do(post(bodyA)); rec.Code != 200 {
+			t.Fatalf("status %d: %s", rec.Code, rec.Body)
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.requests) != 1 || !m.requests[0].Replayed || m.requests[0].Status != payload.StatusCreated {
+		t.Fatalf("requests counted by the server: %+v, want the replay", m.requests)
+	}
+	if fmt.Sprint(m.answers) != "[POST /webhook/request 200 POST /webhook/request 200]" {
+		t.Errorf("answers %v", m.answers)
 	}
 }

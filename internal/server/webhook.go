@@ -224,6 +224,9 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request, req *payload.Reques
 			writeJSON(w, http.StatusAccepted, queued(key, "accepted", nil))
 			return
 		}
+		if s.cfg.Metrics != nil {
+			s.cfg.Metrics.Request(resp, nil)
+		}
 		writeJSON(w, http.StatusOK, resp)
 		return
 	}

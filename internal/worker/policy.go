@@ -27,17 +27,24 @@ var DefaultPolicy = Policy{Base: time.Minute, Max: time.Hour, MaxAttempts: 12}
 // by a process that died, or accepted and not yet started: it is due at once. A failure is due
 // after its backoff, unless it is permanent (the request or the configuration must change first).
 func (p Policy) Due(run *chain.Run, now time.Time, held bool) bool {
+	at, ok := p.DueAt(run, held)
+	return ok && !now.Before(at)
+}
+
+// DueAt is when run becomes due (see Due); false when it never does by itself. A run due at
+// once has the zero time.
+func (p Policy) DueAt(run *chain.Run, held bool) (time.Time, bool) {
 	switch {
 	case run.Archived, !chain.Unfinished(run.Status), held:
-		return false
+		return time.Time{}, false
 	case run.Status == chain.StatusQueued || run.Status == chain.StatusRunning:
-		return true
+		return time.Time{}, true
 	case run.Failure.Permanent():
-		return false
+		return time.Time{}, false
 	case p.MaxAttempts > 0 && run.Attempts >= p.MaxAttempts:
-		return false
+		return time.Time{}, false
 	}
-	return !now.Before(run.UpdatedAt.Add(p.Wait(run.Attempts)))
+	return run.UpdatedAt.Add(p.Wait(run.Attempts)), true
 }
 
 // Wait is the backoff after attempts attempts.

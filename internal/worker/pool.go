@@ -99,10 +99,17 @@ type Pool struct {
 	running  int
 	stopping bool
 
+	// sweepFull: due runs were left in the journal for lack of room (by a sweep, or a Submit
+	// refused after its request was recorded); once half the backlog is free the sweep refills it.
+	sweepFull bool
+
 	workCtx    context.Context // cancelled when the shutdown deadline passes
 	cancelWork context.CancelFunc
 	stopSweep  chan struct{}
-	wg         sync.WaitGroup
+	// kick asks the sweep to come sooner: a run failed (it is due after the policy's first wait).
+	// refill asks for a sweep now: there is room for runs left in the journal.
+	kick, refill chan struct{}
+	wg           sync.WaitGroup
 }
 
 // New returns a pool; Start starts it.
@@ -125,20 +132,24 @@ func New(p Processor, j Journal, cfg Config) *Pool {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	pl := &Pool{p: p, j: j, cfg: cfg, byKey: map[string]*Job{}, busy: map[string]bool{}, stopSweep: make(chan struct{})}
+	pl := &Pool{p: p, j: j, cfg: cfg, byKey: map[string]*Job{}, busy: map[string]bool{}, stopSweep: make(chan struct{}),
+		kick: make(chan struct{}, 1), refill: make(chan struct{}, 1)}
 	pl.cond = sync.NewCond(&pl.mu)
 	pl.workCtx, pl.cancelWork = context.WithCancel(context.Background())
 	return pl
 }
 
-// Start launches the workers and, unless SweepEvery < 0, the sweep (a first one at once: what a
-// process that died left unfinished resumes at start). Shutdown stops them.
+// Start launches the workers and, unless SweepEvery < 0, the sweep. Its first sweep is done before
+// Start returns: what a process that died left unfinished is queued, in the journal's order, before
+// a new request of the same contact can be submitted and overtake it (its threading would not see
+// the ticket an unrecorded create of the older run may have made). Shutdown stops them.
 func (pl *Pool) Start() {
 	for range pl.cfg.Workers {
 		pl.wg.Go(pl.work)
 	}
 	if pl.cfg.SweepEvery > 0 {
-		pl.wg.Go(pl.sweepLoop)
+		wait := pl.sweepOnce()
+		pl.wg.Go(func() { pl.sweepLoop(wait) })
 	}
 }
 
@@ -207,6 +218,8 @@ func (pl *Pool) add(jb *Job, force bool) (*Job, error) {
 		return &Job{key: cur.key, done: cur.done, of: cur}, nil
 	}
 	if !force && len(pl.queue)+pl.running >= pl.cfg.MaxBacklog {
+		// A submitted request is recorded already: the sweep takes it once there is room.
+		pl.sweepFull = true
 		return nil, ErrBacklogFull
 	}
 	pl.queue = append(pl.queue, jb)
@@ -255,7 +268,19 @@ func (pl *Pool) work() {
 		delete(pl.busy, jb.email)
 		pl.running--
 		pl.cond.Broadcast()
+		// Refilling when half the backlog is free, not at every run's end, bounds the sweeps
+		// (each reads the journal) to about two per backlog's worth of runs.
+		refill := pl.sweepFull && 2*(len(pl.queue)+pl.running) <= pl.cfg.MaxBacklog
+		if refill {
+			pl.sweepFull = false
+		}
 		pl.mu.Unlock()
+		if refill {
+			signal(pl.refill)
+		}
+		if unfinished(jb.resp, jb.err) {
+			signal(pl.kick)
+		}
 		close(jb.done)
 	}
 }
@@ -272,22 +297,72 @@ func (pl *Pool) process(jb *Job) (resp *payload.Response, err error) {
 	return pl.p.Process(pl.workCtx, jb.req, chain.RunOptions{Recorded: true})
 }
 
-func (pl *Pool) sweepLoop() {
-	t := time.NewTimer(0)
+// signal sends on a channel of one without waiting: a signal already pending says the same.
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// unfinished reports a run that ended with work left, which the sweep takes again once due.
+func unfinished(resp *payload.Response, err error) bool {
+	switch {
+	case errors.Is(err, chain.ErrInFlight), errors.Is(err, ErrStopping):
+		return false
+	case err != nil:
+		return true
+	}
+	return resp != nil && resp.Status == payload.StatusIncomplete
+}
+
+// sweepLoop sweeps after wait, then as runs become due: every SweepEvery at the latest, sooner when
+// the journal holds a run due before then, soon after a run failed — but never more often than
+// the policy's first wait (at least 100 ms) for those, so that a short FIGSUPPORT_RETRY_INTERVAL
+// is honoured without sweeping in a loop — and at once when room was made for runs left waiting.
+func (pl *Pool) sweepLoop(wait time.Duration) {
+	soonest := pl.soonest()
+	t := time.NewTimer(wait)
 	defer t.Stop()
+	at := time.Now().Add(wait) // when t fires
 	for {
 		select {
 		case <-pl.stopSweep:
 			return
+		case <-pl.kick:
+			if soon := time.Now().Add(soonest); soon.Before(at) {
+				t.Reset(soonest)
+				at = soon
+			}
+			continue
+		case <-pl.refill:
 		case <-t.C:
 		}
-		if n, err := pl.Sweep(pl.workCtx); err != nil && pl.workCtx.Err() == nil {
-			pl.cfg.Log.Error("sweep the journal", "err", err)
-		} else if n > 0 {
-			pl.cfg.Log.Info("resuming unfinished requests", "count", n)
-		}
-		t.Reset(pl.cfg.SweepEvery)
+		wait := pl.sweepOnce()
+		t.Reset(wait)
+		at = time.Now().Add(wait)
 	}
+}
+
+// soonest is how often, at most, failures bring the sweep forward.
+func (pl *Pool) soonest() time.Duration {
+	return min(max(pl.cfg.Policy.Base, 100*time.Millisecond), pl.cfg.SweepEvery)
+}
+
+// sweepOnce sweeps and says how long until the next sweep: SweepEvery, or until the soonest run
+// not yet due becomes due (never less than soonest).
+func (pl *Pool) sweepOnce() time.Duration {
+	n, next, err := pl.sweep(pl.workCtx)
+	if err != nil && pl.workCtx.Err() == nil {
+		pl.cfg.Log.Error("sweep the journal", "err", err)
+	} else if n > 0 {
+		pl.cfg.Log.Info("resuming unfinished requests", "count", n)
+	}
+	wait := pl.cfg.SweepEvery
+	if !next.IsZero() {
+		wait = min(wait, max(next.Sub(pl.cfg.Now()), pl.soonest()))
+	}
+	return wait
 }
 
 // Sweep claims the journal's due runs that the pool does not hold yet, while the backlog has
@@ -295,9 +370,15 @@ func (pl *Pool) sweepLoop() {
 // process holds is left to that process, so that a contact's requests keep their order across
 // processes.
 func (pl *Pool) Sweep(ctx context.Context) (int, error) {
+	n, _, err := pl.sweep(ctx)
+	return n, err
+}
+
+// sweep is Sweep; next is when the soonest run that is not due yet becomes due (zero: none).
+func (pl *Pool) sweep(ctx context.Context) (n int, next time.Time, err error) {
 	runs, err := pl.j.Pending(ctx, pl.cfg.MaxBacklog)
 	if err != nil {
-		return 0, err
+		return 0, time.Time{}, err
 	}
 	now := pl.cfg.Now()
 	elsewhere := map[string]bool{} // contacts another process is working on
@@ -306,6 +387,9 @@ func (pl *Pool) Sweep(ctx context.Context) (int, error) {
 		pl.mu.Lock()
 		_, have := pl.byKey[run.Key]
 		room := len(pl.queue)+pl.running+len(due) < pl.cfg.MaxBacklog
+		if !room {
+			pl.sweepFull = true
+		}
 		pl.mu.Unlock()
 		if !room {
 			break
@@ -314,13 +398,22 @@ func (pl *Pool) Sweep(ctx context.Context) (int, error) {
 			elsewhere[run.Email] = true
 			continue
 		}
-		if have || elsewhere[run.Email] || !pl.cfg.Policy.Due(run, now, false) {
+		if have || elsewhere[run.Email] {
+			continue
+		}
+		at, ok := pl.cfg.Policy.DueAt(run, false)
+		if !ok {
+			continue
+		}
+		if now.Before(at) {
+			if next.IsZero() || at.Before(next) {
+				next = at
+			}
 			continue
 		}
 		due = append(due, run)
 	}
 	claimed, err := pl.j.Claim(ctx, due)
-	n := 0
 	for _, run := range claimed {
 		req, derr := chain.DecodeRequest(run)
 		if derr != nil {
@@ -331,5 +424,11 @@ func (pl *Pool) Sweep(ctx context.Context) (int, error) {
 			n++
 		}
 	}
-	return n, err
+	if len(runs) >= pl.cfg.MaxBacklog {
+		// A full page: the journal may hold more than the pool could take.
+		pl.mu.Lock()
+		pl.sweepFull = true
+		pl.mu.Unlock()
+	}
+	return n, next, err
 }

@@ -2,8 +2,11 @@ package worker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -325,3 +328,155 @@ type inputErr struct{}
 
 func (inputErr) Error() string    { return "file \"b.glb\": address not allowed" }
 func (inputErr) InputError() bool { return true }
+
+// memJournal is a journal of runs in memory, for the pool's sweep.
+type memJournal struct {
+	mu   sync.Mutex
+	runs map[string]*chain.Run
+}
+
+func (m *memJournal) Pending(_ context.Context, limit int) ([]*chain.Run, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*chain.Run
+	for _, k := range slices.Sorted(maps.Keys(m.runs)) {
+		if r := m.runs[k]; chain.Unfinished(r.Status) && len(out) < limit {
+			c := *r
+			out = append(out, &c)
+		}
+	}
+	return out, nil
+}
+
+func (m *memJournal) Held(*chain.Run) bool { return false }
+
+func (m *memJournal) Claim(_ context.Context, runs []*chain.Run) ([]*chain.Run, error) {
+	return runs, nil
+}
+
+func (m *memJournal) finish(key, status string, attempts int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := m.runs[key]
+	r.Status, r.Attempts, r.UpdatedAt, r.Failure = status, attempts, time.Now(), chain.FailureUnavailable
+}
+
+// A retry wait shorter than the sweep's period is honoured: a failed run is taken again once its
+// wait has passed, not at the next periodic sweep (an hour here), and again after a longer wait
+// when it fails a second time.
+func TestRetryFollowsThePolicyNotTheSweepPeriod(t *testing.T) {
+	r := req(t, "a@example.com", "k")
+	body, _ := json.Marshal(r)
+	j := &memJournal{runs: map[string]*chain.Run{"k": {Key: "k", Status: chain.StatusQueued, Request: body}}}
+	var mu sync.Mutex
+	var calls []time.Time
+	p := procFunc(func(_ context.Context, _ *payload.Request, _ chain.RunOptions) (*payload.Response, error) {
+		mu.Lock()
+		calls = append(calls, time.Now())
+		n := len(calls)
+		mu.Unlock()
+		if n < 3 {
+			j.finish("k", chain.StatusFailed, n)
+			return nil, errors.New("service unavailable")
+		}
+		j.finish("k", chain.StatusDone, n)
+		return &payload.Response{Status: payload.StatusCreated}, nil
+	})
+	start(t, p, j, Config{SweepEvery: time.Hour, Policy: Policy{Base: 150 * time.Millisecond, Max: time.Hour, MaxAttempts: 5}})
+	waitFor(t, "three attempts", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(calls) == 3
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	// The policy's waits (150 ms, then 300 ms) are kept: never sooner.
+	for i, want := range []time.Duration{150 * time.Millisecond, 300 * time.Millisecond} {
+		if got := calls[i+1].Sub(calls[i]); got < want {
+			t.Errorf("attempt %d came %v after the previous, before the policy's %v", i+2, got, want)
+		}
+	}
+}
+
+// Runs left in the journal for lack of room (recorded, not queued) are taken as soon as the
+// backlog has room again, not at the next periodic sweep (an hour here).
+func TestRefillWhenRoomIsMade(t *testing.T) {
+	j := &memJournal{runs: map[string]*chain.Run{}}
+	for i := range 7 {
+		k := fmt.Sprintf("k%d", i)
+		body, _ := json.Marshal(req(t, fmt.Sprintf("%d@example.com", i), k))
+		j.runs[k] = &chain.Run{Key: k, Status: chain.StatusQueued, Request: body}
+	}
+	var mu sync.Mutex
+	var ran []string
+	p := procFunc(func(_ context.Context, r *payload.Request, _ chain.RunOptions) (*payload.Response, error) {
+		time.Sleep(5 * time.Millisecond)
+		j.finish(r.Key(), chain.StatusDone, 1)
+		mu.Lock()
+		ran = append(ran, r.Key())
+		mu.Unlock()
+		return &payload.Response{Status: payload.StatusCreated}, nil
+	})
+	start(t, p, j, Config{Workers: 1, MaxBacklog: 2, SweepEvery: time.Hour})
+	waitFor(t, "every run", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(ran) == 7
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if got := fmt.Sprint(ran); got != "[k0 k1 k2 k3 k4 k5 k6]" {
+		t.Errorf("ran %s, want the journal's order", got)
+	}
+}
+
+// A request recorded, then refused by a full backlog (the server answered 202: it is in the
+// journal) is taken once there is room again.
+func TestRecordedButRefusedIsTakenWhenRoomIsMade(t *testing.T) {
+	j := &memJournal{runs: map[string]*chain.Run{}}
+	g := newGate()
+	p := procFunc(func(ctx context.Context, r *payload.Request, ro chain.RunOptions) (*payload.Response, error) {
+		resp, err := g.Process(ctx, r, ro)
+		j.finish(r.Key(), chain.StatusDone, 1)
+		return resp, err
+	})
+	pl := start(t, p, j, Config{Workers: 1, MaxBacklog: 2, SweepEvery: time.Hour})
+	for i := range 3 {
+		r := req(t, fmt.Sprintf("%d@example.com", i), fmt.Sprintf("k%d", i))
+		body, _ := json.Marshal(r)
+		j.mu.Lock()
+		j.runs[r.Key()] = &chain.Run{Key: r.Key(), Status: chain.StatusQueued, Request: body}
+		j.mu.Unlock()
+		_, err := pl.Submit(r)
+		if i < 2 && err != nil {
+			t.Fatal(err)
+		}
+		if i == 2 && !errors.Is(err, ErrBacklogFull) {
+			t.Fatalf("third submit: %v, want ErrBacklogFull", err)
+		}
+	}
+	close(g.ch("k0"))
+	close(g.ch("k1"))
+	close(g.ch("k2"))
+	waitFor(t, "the refused request to run", func() bool { return len(g.order()) == 3 })
+}
+
+// At start, what the journal holds unfinished is queued before Start returns: a new request of the
+// same contact, submitted as soon as the daemon listens, runs after the older one, not before.
+func TestStartQueuesTheJournalFirst(t *testing.T) {
+	old := req(t, "a@example.com", "old")
+	body, _ := json.Marshal(old)
+	j := &memJournal{runs: map[string]*chain.Run{"old": {Key: "old", Status: chain.StatusRunning, Request: body}}}
+	g := newGate()
+	pl := start(t, g, j, Config{Workers: 2, SweepEvery: time.Hour})
+	if _, err := pl.Submit(req(t, "a@example.com", "new")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a run to start", func() bool { return len(g.order()) == 1 })
+	close(g.ch("old"))
+	close(g.ch("new"))
+	waitFor(t, "both runs", func() bool { return len(g.order()) == 2 })
+	if got := fmt.Sprint(g.order()); got != "[old new]" {
+		t.Fatalf("ran %s, want the journal's unfinished run first", got)
+	}
+}

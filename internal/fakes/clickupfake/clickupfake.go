@@ -17,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/figurative/figsupport/internal/fakes/faults"
 )
 
 // Token is the personal token the fake accepts unless told otherwise.
@@ -90,6 +92,7 @@ type Server struct {
 	next        int
 	calls       []Call
 	faults      []*Fault
+	plan        *faults.Plan
 	throttle    int
 	throttleAt  time.Time
 	windowStart time.Time
@@ -120,7 +123,11 @@ func New(t testing.TB) *Server {
 	mux.HandleFunc("GET /api/v2/task/{id}", s.getTask)
 	mux.HandleFunc("PUT /api/v2/task/{id}", s.putTask)
 	mux.HandleFunc("POST /api/v2/list/{id}/task", s.createTask)
-	s.Server = httptest.NewServer(s.middleware(mux))
+	// The fault plan sits behind authentication, limits and validation, as a failing ClickUp
+	// back end would: refusals are answered first, then a valid call may fail.
+	s.Server = httptest.NewServer(s.middleware(faults.Wrap(mux, s.faultPlan, func(w http.ResponseWriter, status int) {
+		writeErr(w, status, http.StatusText(status), "FAKE_INJECTED")
+	})))
 	t.Cleanup(s.Close)
 	return s
 }
@@ -179,6 +186,27 @@ func (s *Server) Inject(f Fault) {
 	s.faults = append(s.faults, &f)
 }
 
+// SetFaults fails a seeded fraction of the calls that pass authentication, limits and validation
+// in every way (see package faults); nil for none.
+func (s *Server) SetFaults(p *faults.Plan) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.plan = p
+}
+
+func (s *Server) faultPlan() *faults.Plan {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.plan
+}
+
+// SetLimit changes the requests allowed per minute window while the fake serves.
+func (s *Server) SetLimit(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.Limit = n
+}
+
 // Throttle answers the next n requests with 429, announcing reset as the window's end.
 func (s *Server) Throttle(n int, reset time.Time) {
 	s.mu.Lock()
@@ -224,6 +252,8 @@ type recorder struct {
 }
 
 func (r *recorder) WriteHeader(code int) { r.status = code; r.ResponseWriter.WriteHeader(code) }
+
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 func (s *Server) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -18,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/figurative/figsupport/internal/fakes/faults"
 )
 
 // Credentials the fake accepts unless told otherwise.
@@ -65,6 +67,21 @@ type Server struct {
 	throttle  []int // statuses to answer the next sendMail calls with
 	retryAft  int
 	retryAt   time.Time // when set, Retry-After is this HTTP-date instead of retryAft seconds
+	plan      *faults.Plan
+}
+
+// SetFaults fails a seeded fraction of all calls, token and sendMail, in every way (see package
+// faults); nil for none.
+func (s *Server) SetFaults(p *faults.Plan) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.plan = p
+}
+
+func (s *Server) faultPlan() *faults.Plan {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.plan
 }
 
 // New starts the fake and stops it with the test.
@@ -73,7 +90,9 @@ func New(t testing.TB) *Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /{tenant}/oauth2/v2.0/token", s.token)
 	mux.HandleFunc("POST /v1.0/users/{sender}/sendMail", s.sendMail)
-	s.Server = httptest.NewServer(mux)
+	s.Server = httptest.NewServer(faults.Wrap(mux, s.faultPlan, func(w http.ResponseWriter, status int) {
+		graphError(w, status, "ServiceUnavailable", "The service is temporarily unavailable.")
+	}))
 	t.Cleanup(s.Close)
 	return s
 }

@@ -22,6 +22,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/figurative/figsupport/internal/fakes/faults"
 )
 
 // Conflict shapes of the 409 a contact create answers when the e-mail exists.
@@ -36,15 +38,25 @@ const (
 type Clock struct {
 	mu sync.Mutex
 	t  time.Time
+	// real: the clock runs with the machine's, off ahead of it (NewRealClock).
+	real bool
+	off  time.Duration
 }
 
-// NewClock starts a settable clock at t.
+// NewClock starts a settable clock at t; it moves only when told to.
 func NewClock(t time.Time) *Clock { return &Clock{t: t} }
+
+// NewRealClock is a clock that runs with the machine's, for a test against a process that stamps
+// its own records with the real time (the daemon's journal); Advance and Set still move it.
+func NewRealClock() *Clock { return &Clock{real: true} }
 
 // Now returns the clock's time.
 func (c *Clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.real {
+		return time.Now().UTC().Add(c.off)
+	}
 	return c.t
 }
 
@@ -52,6 +64,7 @@ func (c *Clock) Now() time.Time {
 func (c *Clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	c.t = c.t.Add(d)
+	c.off += d
 	c.mu.Unlock()
 }
 
@@ -59,6 +72,7 @@ func (c *Clock) Advance(d time.Duration) {
 func (c *Clock) Set(t time.Time) {
 	c.mu.Lock()
 	c.t = t
+	c.off = time.Until(t)
 	c.mu.Unlock()
 }
 
@@ -72,6 +86,9 @@ type Fault struct {
 	Apply bool
 	// Drop closes the connection without an answer (a network error for the client).
 	Drop bool
+	// Delay waits this long before handling the call (a slow answer; a timeout for a client with
+	// a shorter deadline, in which case nothing is done).
+	Delay time.Duration
 }
 
 // Injector decides, for the n-th call (1-based) to method and path, whether it fails.
@@ -86,6 +103,9 @@ type Options struct {
 	Clock         *Clock        // default: a clock fixed at 2026-01-05T09:00:00Z
 	Latency       time.Duration // real delay added to every answer
 	Inject        Injector      // failures; nil for none
+	// Faults fails a seeded fraction of calls in every way (see package faults); it is consulted
+	// when Inject does not fail the call.
+	Faults *faults.Plan
 	// Scopes granted to the token; nil grants every scope. A call needing a scope not granted gets
 	// 403 MISSING_SCOPES naming it.
 	Scopes []string
@@ -220,6 +240,13 @@ func (s *Server) SetInjector(in Injector) {
 	s.mu.Lock()
 	s.opts.Inject = in
 	s.mu.Unlock()
+}
+
+// SetFaults replaces the fault plan (nil for none) between phases of a test.
+func (s *Server) SetFaults(p *faults.Plan) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.opts.Faults = p
 }
 
 // SetScopes replaces the granted scopes (nil grants all).
@@ -394,12 +421,21 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.calls = append(s.calls, call)
 	idx := len(s.calls) - 1
 	n := len(s.calls)
-	inject := s.opts.Inject
+	inject, plan := s.opts.Inject, s.opts.Faults
 	s.mu.Unlock()
 
 	var f *Fault
 	if inject != nil {
 		f = inject(n, r.Method, r.URL.Path)
+	}
+	if f == nil {
+		f = fromPlan(plan.Decide(r.Method, r.URL.Path, body))
+	}
+	if f != nil && f.Delay > 0 && !faults.Wait(r, f.Delay) {
+		s.mu.Lock()
+		s.calls[idx].Status = 0 // the client gave up first: nothing was done
+		s.mu.Unlock()
+		return
 	}
 
 	s.mu.Lock()
@@ -409,7 +445,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		rep = s.errReply(401, "INVALID_AUTHENTICATION", "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview", nil)
 	case s.opts.DailyLimitReached:
 		rep = s.rateLimited("DAILY", "")
-	case f != nil && !f.Apply:
+	case f != nil && !f.Apply && !f.slowOnly():
 		rep = s.faultReply(f)
 	default:
 		if lim, ok := s.overLimit(r); ok {
@@ -427,7 +463,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		rep = s.route(r, body)
-		if f != nil { // applied, then the answer is lost
+		if f != nil && f.Apply { // applied, then the answer is lost
 			rep = s.faultReply(f)
 		}
 	}
@@ -438,14 +474,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	remaining := 100 - len(s.reqTimes)
 	s.mu.Unlock()
 
+	if !faults.Wait(r, plan.Lag()) {
+		return
+	}
 	if f != nil && f.Drop {
-		if hj, ok := w.(http.Hijacker); ok {
-			if conn, _, err := hj.Hijack(); err == nil {
-				conn.Close()
-				return
-			}
-		}
-		panic(http.ErrAbortHandler)
+		faults.Abort(w)
+		return
 	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json;charset=utf-8")
@@ -1410,6 +1444,24 @@ func Random(seed uint64, rate float64, faults ...Fault) Injector {
 		f := faults[rng.IntN(len(faults))]
 		return &f
 	}
+}
+
+// slowOnly says the fault only delays the call, which is then handled normally.
+func (f *Fault) slowOnly() bool { return f.Delay > 0 && f.Status == 0 && !f.Drop && !f.Apply }
+
+// fromPlan is a plan's decision as a Fault; nil for a call that succeeds.
+func fromPlan(d faults.Decision) *Fault {
+	switch d.Kind {
+	case faults.Status:
+		return &Fault{Status: d.Status}
+	case faults.Reset:
+		return &Fault{Drop: true}
+	case faults.Slow:
+		return &Fault{Delay: d.Delay}
+	case faults.Lost:
+		return &Fault{Apply: true, Drop: true}
+	}
+	return nil
 }
 
 // Bodies returns the JSON bodies of recorded calls matching method and path prefix, decoded.

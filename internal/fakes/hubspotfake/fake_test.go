@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/figurative/figsupport/internal/fakes/faults"
 )
 
 func call(t *testing.T, s *Server, method, path, token, body string) (*http.Response, map[string]any) {
@@ -143,5 +145,71 @@ func TestActivity(t *testing.T) {
 		if resp, b := call(t, s, "PATCH", "/crm/v3/objects/tickets/"+tk, "pat-test", `{"properties":{"d":`+value+`}}`); resp.StatusCode != want {
 			t.Errorf("datetime %s: %d %v, want %d", value, resp.StatusCode, b, want)
 		}
+	}
+}
+
+// A fault plan fails calls the way HubSpot and the network do: an error body, a reset before
+// anything is done, a slow answer, a create carried out whose answer is lost.
+func TestFaultPlan(t *testing.T) {
+	tests := []struct {
+		kind      faults.Kind
+		wantErr   bool
+		wantCode  int
+		wantSaved bool
+	}{
+		{faults.Status, false, 502, false},
+		{faults.Reset, true, 0, false},
+		{faults.Slow, false, 201, true},
+		{faults.Lost, true, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.kind), func(t *testing.T) {
+			p := &faults.Plan{Seed: 1, Rate: 1, Kinds: []faults.Kind{tt.kind}, Statuses: []int{502}, Delay: 50 * time.Millisecond}
+			s := New(Options{Faults: p})
+			defer s.Close()
+			req, _ := http.NewRequest("POST", s.URL+"/crm/v3/objects/contacts", strings.NewReader(`{"properties":{"email":"a@x.io"}}`))
+			req.Header.Set("Authorization", "Bearer pat-test")
+			start := time.Now()
+			resp, err := http.DefaultClient.Do(req)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, want an error: %v", err, tt.wantErr)
+			}
+			if err == nil {
+				var b map[string]any
+				_ = json.NewDecoder(resp.Body).Decode(&b)
+				resp.Body.Close()
+				if resp.StatusCode != tt.wantCode {
+					t.Errorf("status %d, want %d", resp.StatusCode, tt.wantCode)
+				}
+				if tt.kind == faults.Status && b["category"] != "INTERNAL_ERROR" {
+					t.Errorf("error body %v", b)
+				}
+			}
+			if saved := len(s.Objects("contacts")) == 1; saved != tt.wantSaved {
+				t.Errorf("contact saved: %v, want %v", saved, tt.wantSaved)
+			}
+			if tt.kind == faults.Slow && time.Since(start) < 50*time.Millisecond {
+				t.Errorf("slow answer came after %v", time.Since(start))
+			}
+			if p.Counts()[tt.kind] != 1 {
+				t.Errorf("plan: %s", p)
+			}
+		})
+	}
+}
+
+func TestRealClock(t *testing.T) {
+	c := NewRealClock()
+	if d := time.Since(c.Now()); d < -time.Second || d > time.Second {
+		t.Fatalf("real clock is %v away from the machine's", d)
+	}
+	c.Advance(time.Hour)
+	if d := time.Until(c.Now()); d < 59*time.Minute {
+		t.Errorf("advanced clock is %v ahead, want an hour", d)
+	}
+	at := time.Now().Add(-48 * time.Hour)
+	c.Set(at)
+	if d := c.Now().Sub(at); d < 0 || d > time.Second {
+		t.Errorf("set clock is %v from %v", d, at)
 	}
 }

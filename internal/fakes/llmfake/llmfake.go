@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/figurative/figsupport/internal/fakes/faults"
 )
 
 // Message is one chat message of a recorded call.
@@ -55,6 +57,20 @@ type Server struct {
 	b     Behavior
 	calls []Call
 	seq   int
+	plan  *faults.Plan
+}
+
+// SetFaults fails a seeded fraction of all calls in every way (see package faults); nil for none.
+func (s *Server) SetFaults(p *faults.Plan) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.plan = p
+}
+
+func (s *Server) faultPlan() *faults.Plan {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.plan
 }
 
 // New starts a server that accepts key as its Bearer token; an empty key accepts any request, like a
@@ -71,7 +87,9 @@ func New(key string) *Server {
 		writeError(w, http.StatusNotFound, "invalid_request_error", "unknown_url",
 			fmt.Sprintf("Invalid URL (%s %s)", r.Method, r.URL.Path))
 	})
-	s.Server = httptest.NewServer(mux)
+	s.Server = httptest.NewServer(faults.Wrap(mux, s.faultPlan, func(w http.ResponseWriter, status int) {
+		writeError(w, status, "server_error", "", "The server had an error while processing your request. Sorry about that!")
+	}))
 	return s
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/figurative/figsupport/internal/fakes/faults"
 	"github.com/figurative/figsupport/internal/fakes/llmfake"
 )
 
@@ -157,5 +158,47 @@ func TestModels(t *testing.T) {
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil || resp.StatusCode != 200 || list.Object != "list" || len(list.Data) == 0 {
 		t.Errorf("status %d list %+v err %v", resp.StatusCode, list, err)
+	}
+}
+
+// A fault plan fails chat completions in every way; a failing call is not answered by the model.
+func TestFaultPlan(t *testing.T) {
+	tests := []struct {
+		kind     faults.Kind
+		wantErr  bool
+		wantCode int
+	}{
+		{faults.Status, false, 500},
+		{faults.Reset, true, 0},
+		{faults.Slow, false, 200},
+		{faults.Lost, true, 0},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.kind), func(t *testing.T) {
+			s := llmfake.New(key)
+			defer s.Close()
+			p := &faults.Plan{Seed: 1, Rate: 1, Kinds: []faults.Kind{tt.kind}, Statuses: []int{500}, Delay: 20 * time.Millisecond}
+			s.SetFaults(p)
+			req, _ := http.NewRequest(http.MethodPost, s.BaseURL()+"/chat/completions", strings.NewReader(chatBody))
+			req.Header.Set("Authorization", "Bearer "+key)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("err = %v, want an error: %v", err, tt.wantErr)
+			}
+			if err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != tt.wantCode {
+					t.Errorf("status %d, want %d: %s", resp.StatusCode, tt.wantCode, b)
+				}
+				if tt.kind == faults.Status && !strings.Contains(string(b), `"type":"server_error"`) {
+					t.Errorf("error body %s", b)
+				}
+			}
+			if p.Counts()[tt.kind] != 1 {
+				t.Errorf("plan: %s", p)
+			}
+		})
 	}
 }
