@@ -3,7 +3,6 @@ package e2e
 import (
 	"net/http"
 	"net/mail"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,18 +14,7 @@ import (
 	"github.com/figurative/figsupport/internal/fakes/smtpfake"
 )
 
-// Reproductions of bugs outside the packages these scenarios may change, each skipped with the
-// bug it shows (FIGSUPPORT_E2E_KNOWN_BUGS=1 runs them): remove the knownBug call once the bug is
-// fixed, and the test must pass.
-
-// knownBug skips a reproduction of a bug not fixed yet, unless FIGSUPPORT_E2E_KNOWN_BUGS is set:
-// then it runs, and fails while the bug is there.
-func knownBug(t *testing.T, bug string) {
-	t.Helper()
-	if os.Getenv("FIGSUPPORT_E2E_KNOWN_BUGS") == "" {
-		t.Skip(bug + " (FIGSUPPORT_E2E_KNOWN_BUGS=1 runs it)")
-	}
-}
+// Reproductions of bugs found by the fault scenarios, each kept as a regression test.
 
 // smtpEnv points the daemon's notifications at addr, plain SMTP without authentication.
 func smtpEnv(addr string) []string {
@@ -39,9 +27,6 @@ func smtpEnv(addr string) []string {
 // permanent failures included. With as many permanent failures as the backlog is deep, older
 // than a temporary one, the sweep never sees the temporary one: it is never retried.
 func TestSweepSeesPastPermanentFailures(t *testing.T) {
-	knownBug(t, "journal bug: Pending(ctx, limit) returns the oldest unfinished runs whether or not they can ever be due "+
-		"(permanent failures, attempts exhausted); the sweep asks for MaxBacklog of them, so MaxBacklog such runs older than "+
-		"a retryable one hide it from every sweep. Pending needs to leave out what no policy takes, or let the sweep page on.")
 	data := filepath.Join(t.TempDir(), "data")
 	base := []string{"FIGSUPPORT_DATA_DIR=" + data, "FIGSUPPORT_MAX_BACKLOG=2", "FIGSUPPORT_RETRY_INTERVAL=200ms", "FIGSUPPORT_RATE_PER_MINUTE=100000"}
 
@@ -76,9 +61,6 @@ func TestSweepSeesPastPermanentFailures(t *testing.T) {
 // from the request's key (docs/threading.md): mail clients and the journal recognise the repeat,
 // and a reply to either copy threads to the ticket.
 func TestNotificationRepeatKeepsItsMessageID(t *testing.T) {
-	knownBug(t, "notify bug: internal/notify ignores chain.Notification.MessageID (jordan-wright/email makes a random "+
-		"Message-Id for every send), so a repeated notification has a new Message-ID and none is the one the journal "+
-		"remembers for threading")
 	// A seed whose first draw for this request's message is a lost answer and its second is not.
 	const key = "mid-1"
 	var plan *faults.Plan
@@ -112,20 +94,17 @@ func TestNotificationRepeatKeepsItsMessageID(t *testing.T) {
 		}
 		ids = append(ids, m.Header.Get("Message-Id"))
 	}
-	if ids[0] != ids[1] || !strings.HasSuffix(ids[0], "@figsupport.invalid>") {
+	if ids[0] != ids[1] || !strings.HasSuffix(ids[0], "@figurative.fr>") {
 		t.Errorf("Message-IDs %v, want one, at figsupport's domain", ids)
 	}
 }
 
 // A first message whose ticket create happened but whose answer was lost, while HubSpot could not
 // say whether it had (its associations failing), fails and waits for its retry. Its follow-up,
-// sent meanwhile, cannot see that ticket (search lags writes, and nothing remembers it) and opens a
-// second one; the first message, retried, then finds its own ticket and keeps it: one conversation,
-// two tickets, without any crash (issue 12: "a contact's unfinished runs must count when threading").
+// sent meanwhile, cannot see that ticket (search lags writes, and nothing remembers it); it used to
+// open a second one (issue 12: "a contact's unfinished runs must count when threading"). It now
+// waits for the first message's retry, which finds its ticket, and then joins it.
 func TestFollowUpSeesTheUnfinishedFirstMessagesTicket(t *testing.T) {
-	knownBug(t, "chain/journal gap: threading does not consider the contact's unfinished runs — a decision \"new\" whose "+
-		"create may have happened (outcome unknown) is invisible to a later message of the same contact, which opens a "+
-		"second ticket; the Journal interface has no way to list a contact's unfinished runs")
 	var mu sync.Mutex
 	lost, assocDown := false, true
 	hs := hubspotfake.New(hubspotfake.Options{Clock: hubspotfake.NewRealClock(), SearchLag: time.Minute,
@@ -155,8 +134,9 @@ func TestFollowUpSeesTheUnfinishedFirstMessagesTicket(t *testing.T) {
 	if code, m := send("first", "Paiement refusé", at); code != 202 {
 		t.Fatalf("first message: %d %v, want 202 (its create's outcome unknown)", code, m)
 	}
-	if code, m := send("second", "Toujours refusé", at.Add(time.Minute)); code != 200 {
-		t.Fatalf("follow-up: %d %v", code, m)
+	// The follow-up waits for the first message to settle the conversation's ticket.
+	if code, m := send("second", "Toujours refusé", at.Add(time.Minute)); code != 202 {
+		t.Fatalf("follow-up: %d %v, want 202 (waiting for the first message's ticket)", code, m)
 	}
 	mu.Lock()
 	assocDown = false

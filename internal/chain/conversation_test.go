@@ -266,9 +266,10 @@ func (f *failOnceCRM) CreateTicket(ctx context.Context, in chain.TicketInput) (c
 	return f.CRM.CreateTicket(ctx, in)
 }
 
-// A first message whose create failed keeps its decision "new"; its follow-up, processed
-// meanwhile, opens the ticket; resumed, the first must join that ticket, not open a second.
-func TestNewDecisionIsTakenAgainAtResume(t *testing.T) {
+// A first message whose create failed keeps its decision "new". Its follow-up, processed
+// meanwhile, must not open a ticket (the failed create may have happened, unseen): it waits, as a
+// temporary failure, and joins the ticket the first message's retry opens.
+func TestFollowUpWaitsForTheFirstMessagesTicket(t *testing.T) {
 	ctx := context.Background()
 	base := chaintest.New(t, chaintest.Options{})
 	crm := &failOnceCRM{CRM: base.Local}
@@ -277,16 +278,30 @@ func TestNewDecisionIsTakenAgainAtResume(t *testing.T) {
 	if _, err := h.Chain.Process(ctx, m1, chain.RunOptions{}); err == nil {
 		t.Fatal("want the first create to fail")
 	}
-	m2 := process(t, h, chaintest.Request(t, "client@example.com", "Toujours bloqué", t0.Add(time.Hour)))
-	if !m2.IsNewTicket {
-		t.Fatalf("follow-up: %+v, want it to open the ticket", m2)
+	m2 := chaintest.Request(t, "client@example.com", "Toujours bloqué", t0.Add(time.Hour))
+	_, err := h.Chain.Process(ctx, m2, chain.RunOptions{})
+	if !errors.Is(err, chain.ErrEarlierCreate) || chain.Classify(err).Permanent() {
+		t.Fatalf("follow-up: %v, want a temporary ErrEarlierCreate", err)
 	}
-	again := process(t, h, m1)
-	if again.TicketID != m2.TicketID || again.IsNewTicket || again.Status != payload.StatusUpdated {
-		t.Fatalf("resumed first message: %+v, want it on ticket %s", again, m2.TicketID)
+	first := process(t, h, m1)
+	if !first.IsNewTicket {
+		t.Fatalf("resumed first message: %+v, want it to open the ticket", first)
+	}
+	again := process(t, h, m2)
+	if again.TicketID != first.TicketID || again.IsNewTicket || again.Status != payload.StatusUpdated {
+		t.Fatalf("follow-up retried: %+v, want it on ticket %s", again, first.TicketID)
 	}
 	if _, tickets, notes, _ := counts(t, h); tickets != 1 || notes != 1 {
 		t.Fatalf("tickets %d notes %d, want one ticket and one note", tickets, notes)
+	}
+	// Outside the window, an unsettled first message is another conversation: nothing to wait for.
+	m3 := chaintest.Request(t, "late@example.com", "Bonjour", t0)
+	crm.failed = false
+	if _, err := h.Chain.Process(ctx, m3, chain.RunOptions{}); err == nil {
+		t.Fatal("want the create to fail")
+	}
+	if m4 := process(t, h, chaintest.Request(t, "late@example.com", "Autre sujet", t0.Add(30*24*time.Hour))); !m4.IsNewTicket {
+		t.Fatalf("a month later: %+v, want a new ticket", m4)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 
 	"github.com/figurative/figsupport/internal/payload"
 )
@@ -24,9 +25,12 @@ const (
 	FailureUnavailable Failure = "unavailable" // 5xx, network, timeouts, anything unknown
 )
 
+// PermanentFailures are the failures that trying again will not mend.
+var PermanentFailures = []Failure{FailureInput, FailureCredentials, FailureRejected}
+
 // Permanent reports a failure that trying again will not mend.
 func (f Failure) Permanent() bool {
-	return f == FailureInput || f == FailureCredentials || f == FailureRejected
+	return slices.Contains(PermanentFailures, f)
 }
 
 // Backends' errors say what they are through these methods; each service's error type implements

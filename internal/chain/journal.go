@@ -113,6 +113,9 @@ type Journal interface {
 	Finish(ctx context.Context, run *Run, o Outcome) error
 	// TicketRuns lists the current runs that belong to a ticket, oldest first.
 	TicketRuns(ctx context.Context, ticketID string) ([]*Run, error)
+	// ContactRuns lists the contact's (its e-mail's) unfinished current runs that may still be
+	// retried (no permanent failure), oldest first, with their steps.
+	ContactRuns(ctx context.Context, email string) ([]*Run, error)
 	MemoGet(ctx context.Context, key string) (string, bool, error)
 	MemoPut(ctx context.Context, key, value string) error
 }

@@ -125,7 +125,11 @@ func (r *runner) thread(ctx context.Context, contact Contact, cls Classification
 	}
 	if !prior {
 		if t, err = ticketStep(ctx, r, StepThread, func(ctx context.Context) (threadStep, error) {
-			return r.c.decide(ctx, contact.ID, req, !r.fresh)
+			t, err := r.c.decide(ctx, contact.ID, req, !r.fresh)
+			if err == nil && t.New {
+				err = r.earlierCreate(ctx)
+			}
+			return t, err
 		}, threadID); err != nil {
 			return t, err
 		}
@@ -150,6 +154,9 @@ func (r *runner) thread(ctx context.Context, contact Contact, cls Classification
 			return created, r.record(ctx, StepTicket, created, created.ID)
 		}
 		again, err := r.c.decide(ctx, contact.ID, req, true)
+		if err == nil && again.New {
+			err = r.earlierCreate(ctx)
+		}
 		if err != nil {
 			return t, &StepError{Step: StepThread, Err: err}
 		}
@@ -167,6 +174,43 @@ func (r *runner) thread(ctx context.Context, contact Contact, cls Classification
 }
 
 func threadID(t threadStep) string { return t.ID }
+
+// ErrEarlierCreate: an earlier message of the contact, inside the window, decided to open a ticket
+// and has not recorded it yet — its create failed, or happened with its answer lost. Opening a
+// ticket now could make a second one for the conversation, and the ticket it may have made is
+// not visible yet (search lags writes); so this message waits, as a temporary failure, for the
+// earlier one's retry to settle the conversation's ticket.
+var ErrEarlierCreate = errors.New("an earlier message of the conversation has not settled its ticket yet")
+
+// earlierCreate returns ErrEarlierCreate (naming the earlier request) when the contact has such a
+// run.
+func (r *runner) earlierCreate(ctx context.Context) error {
+	runs, err := r.c.d.Journal.ContactRuns(ctx, r.run.Email)
+	if err != nil {
+		return err
+	}
+	for _, o := range runs {
+		if o.ID >= r.run.ID {
+			break
+		}
+		var decided, created threadStep
+		if ok, err := o.Step(StepThread, &decided); err != nil || !ok || !decided.New {
+			continue
+		}
+		if ok, _ := o.Step(StepTicket, &created); ok {
+			continue
+		}
+		first, err := DecodeRequest(o)
+		if err != nil {
+			continue // it cannot be resumed either: nothing to wait for
+		}
+		if gap := r.req.ReceivedAt.Sub(first.ReceivedAt); gap.Abs() > r.c.o.Window {
+			continue
+		}
+		return fmt.Errorf("request %s: %w", o.Key, ErrEarlierCreate)
+	}
+	return nil
+}
 
 // subjectRef finds a ticket reference such as "[#1234]" in a subject.
 var subjectRef = regexp.MustCompile(`\[#([0-9]{1,20})\]`)

@@ -538,6 +538,25 @@ func parseID(s string) (int64, error) {
 	return id, nil
 }
 
+// Runnable returns what Pending does less the runs that no retry policy takes by itself: those
+// failed for good (a permanent failure) and, with maxAttempts > 0, those that have used their
+// attempts. A sweep that asks for a page of Pending could otherwise see only such runs, as many as
+// the page is long, and never reach a retryable one behind them.
+func (j *Journal) Runnable(ctx context.Context, limit, maxAttempts int) ([]*chain.Run, error) {
+	perm := chain.PermanentFailures
+	q := selectRun + ` WHERE archived = 0 AND (status IN (?, ?) OR status IN (?, ?) AND failure NOT IN (?` + strings.Repeat(`, ?`, len(perm)-1) + `)`
+	args := []any{chain.StatusQueued, chain.StatusRunning, chain.StatusFailed, chain.StatusIncomplete}
+	for _, f := range perm {
+		args = append(args, string(f))
+	}
+	if maxAttempts > 0 {
+		q += ` AND attempts < ?`
+		args = append(args, maxAttempts)
+	}
+	q += `) ORDER BY id LIMIT ?`
+	return j.queryWithSteps(ctx, q, append(args, limit)...)
+}
+
 // List returns runs, newest first; statuses filters when not empty. Steps are not loaded.
 func (j *Journal) List(ctx context.Context, statuses []string, limit int) ([]*chain.Run, error) {
 	q := selectRun
@@ -600,6 +619,18 @@ func ms(t time.Time) int64 {
 // TicketRuns lists the current runs that belong to a ticket, oldest first, with their steps.
 func (j *Journal) TicketRuns(ctx context.Context, ticketID string) ([]*chain.Run, error) {
 	return j.queryWithSteps(ctx, selectRun+` WHERE ticket_id = ? AND archived = 0 ORDER BY id`, ticketID)
+}
+
+// ContactRuns lists the contact's unfinished current runs that may still be retried, oldest
+// first, with their steps. It reads through the status index: unfinished runs are few.
+func (j *Journal) ContactRuns(ctx context.Context, email string) ([]*chain.Run, error) {
+	perm := chain.PermanentFailures
+	args := []any{chain.StatusQueued, chain.StatusRunning, chain.StatusFailed, chain.StatusIncomplete, email}
+	for _, f := range perm {
+		args = append(args, string(f))
+	}
+	return j.queryWithSteps(ctx, selectRun+` WHERE status IN (?, ?, ?, ?) AND email = ? AND archived = 0
+		AND failure NOT IN (?`+strings.Repeat(`, ?`, len(perm)-1)+`) ORDER BY id`, args...)
 }
 
 func (j *Journal) queryWithSteps(ctx context.Context, q string, args ...any) ([]*chain.Run, error) {

@@ -1174,6 +1174,50 @@ func testTicketRunsAndPending(t *testing.T, db string) {
 	}
 }
 
+// Runnable leaves out what no retry policy takes, so that a page of them cannot hide a
+// retryable run behind it.
+func TestRunnable(t *testing.T) { onEachDB(t, testRunnable) }
+
+func testRunnable(t *testing.T, db string) {
+	ctx := context.Background()
+	e := newEnvOn(t, db)
+	finish := func(key string, o chain.Outcome) {
+		t.Helper()
+		if err := e.j.Finish(ctx, e.begin(t, key, key, false), o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	finish("refused", chain.Outcome{Status: chain.StatusFailed, Error: "422", Failure: chain.FailureInput})
+	finish("creds", chain.Outcome{Status: chain.StatusIncomplete, Error: "401", Failure: chain.FailureCredentials})
+	finish("busy", chain.Outcome{Status: chain.StatusFailed, Error: "503", Failure: chain.FailureUnavailable})
+	finish("slow", chain.Outcome{Status: chain.StatusIncomplete, Error: "429", Failure: chain.FailureRateLimited})
+	finish("done", chain.Outcome{Status: chain.StatusDone, Response: map[string]string{}})
+	if _, err := e.j.Record(ctx, nr("queued", "q")); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		limit, maxAttempts int
+		want               string
+	}{
+		{10, 0, "[busy slow queued]"},
+		{1, 0, "[busy]"},
+		{10, 1, "[queued]"}, // each failed run has had its one attempt
+		{10, 2, "[busy slow queued]"},
+	} {
+		runs, err := e.j.Runnable(ctx, tt.limit, tt.maxAttempts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for _, r := range runs {
+			keys = append(keys, r.Key)
+		}
+		if fmt.Sprint(keys) != tt.want {
+			t.Errorf("Runnable(%d, %d) = %v, want %s", tt.limit, tt.maxAttempts, keys, tt.want)
+		}
+	}
+}
+
 func TestClaim(t *testing.T) { onEachDB(t, testClaim) }
 
 // Two processes sweeping one journal never both take a run: a claim holds only if nobody claimed

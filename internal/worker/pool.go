@@ -19,8 +19,9 @@ type Processor interface {
 
 // Journal is what the pool needs of the journal.
 type Journal interface {
-	// Pending lists the unfinished current runs, oldest first.
-	Pending(ctx context.Context, limit int) ([]*chain.Run, error)
+	// Runnable lists the unfinished current runs that a retry policy may take, oldest first: none
+	// failed for good, none that has had maxAttempts (when > 0).
+	Runnable(ctx context.Context, limit, maxAttempts int) ([]*chain.Run, error)
 	// Held reports a run that another live process holds.
 	Held(run *chain.Run) bool
 	// Claim takes runs for this process, each unless another claimed it since it was read.
@@ -376,7 +377,7 @@ func (pl *Pool) Sweep(ctx context.Context) (int, error) {
 
 // sweep is Sweep; next is when the soonest run that is not due yet becomes due (zero: none).
 func (pl *Pool) sweep(ctx context.Context) (n int, next time.Time, err error) {
-	runs, err := pl.j.Pending(ctx, pl.cfg.MaxBacklog)
+	runs, err := pl.j.Runnable(ctx, pl.cfg.MaxBacklog, pl.cfg.Policy.MaxAttempts)
 	if err != nil {
 		return 0, time.Time{}, err
 	}

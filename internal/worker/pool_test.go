@@ -132,7 +132,7 @@ func req(t *testing.T, email, id string) *payload.Request {
 
 type noJournal struct{}
 
-func (noJournal) Pending(context.Context, int) ([]*chain.Run, error)            { return nil, nil }
+func (noJournal) Runnable(context.Context, int, int) ([]*chain.Run, error)      { return nil, nil }
 func (noJournal) Held(*chain.Run) bool                                          { return false }
 func (noJournal) Claim(_ context.Context, r []*chain.Run) ([]*chain.Run, error) { return r, nil }
 
@@ -335,12 +335,16 @@ type memJournal struct {
 	runs map[string]*chain.Run
 }
 
-func (m *memJournal) Pending(_ context.Context, limit int) ([]*chain.Run, error) {
+func (m *memJournal) Runnable(_ context.Context, limit, maxAttempts int) ([]*chain.Run, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []*chain.Run
 	for _, k := range slices.Sorted(maps.Keys(m.runs)) {
-		if r := m.runs[k]; chain.Unfinished(r.Status) && len(out) < limit {
+		r := m.runs[k]
+		if r.Failure.Permanent() || maxAttempts > 0 && r.Attempts >= maxAttempts {
+			continue
+		}
+		if chain.Unfinished(r.Status) && len(out) < limit {
 			c := *r
 			out = append(out, &c)
 		}
