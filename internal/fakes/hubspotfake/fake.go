@@ -32,19 +32,29 @@ const (
 	ConflictIdentityProfile = "identityProfile"
 )
 
-// Clock is the fake's notion of now; search lag and hs_lastmodifieddate follow it.
+// Clock is the fake's notion of now; search lag, hs_lastmodifieddate and the rate limits follow it.
 type Clock struct {
 	mu sync.Mutex
 	t  time.Time
+	// wall: the clock runs with real time, shifted by offset (WallClock).
+	wall   bool
+	offset time.Duration
 }
 
 // NewClock starts a settable clock at t.
 func NewClock(t time.Time) *Clock { return &Clock{t: t} }
 
+// WallClock is a clock that runs with real time (Advance and Set shift it): what EnforceLimits
+// needs to measure a real client's pace, since a stopped clock never lets a 10 s window pass.
+func WallClock() *Clock { return &Clock{wall: true} }
+
 // Now returns the clock's time.
 func (c *Clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.wall {
+		return time.Now().Add(c.offset)
+	}
 	return c.t
 }
 
@@ -52,6 +62,7 @@ func (c *Clock) Now() time.Time {
 func (c *Clock) Advance(d time.Duration) {
 	c.mu.Lock()
 	c.t = c.t.Add(d)
+	c.offset += d
 	c.mu.Unlock()
 }
 
@@ -59,6 +70,7 @@ func (c *Clock) Advance(d time.Duration) {
 func (c *Clock) Set(t time.Time) {
 	c.mu.Lock()
 	c.t = t
+	c.offset = time.Until(t)
 	c.mu.Unlock()
 }
 
