@@ -150,7 +150,7 @@ func TestActivity(t *testing.T) {
 // passes (Advance shifts the clock, so the test does not wait ten seconds).
 func TestWallClockLimits(t *testing.T) {
 	clock := WallClock()
-	if d := clock.Now().Sub(time.Now()); d < -time.Minute || d > time.Minute {
+	if d := time.Until(clock.Now()); d < -time.Minute || d > time.Minute {
 		t.Fatalf("wall clock is %v away from the time", d)
 	}
 	s := New(Options{Clock: clock, EnforceLimits: true})
