@@ -192,8 +192,9 @@ func addCalls(a, b Calls) Calls {
 }
 
 // BenchmarkCriticalPathCLI is the same pair through `figsupport process`, one process per
-// request: what a cron job or a script pays, start-up and database opening included. The first
-// run of a data dir also learns the HubSpot properties and the ClickUp list (untimed here).
+// request: what a cron job or a script pays, start-up and database opening included; and a new
+// request that is its data dir's first run (new-cold), which also learns the HubSpot properties
+// and the ClickUp list.
 //
 //	go test -run '^$' -bench CriticalPathCLI -benchtime 5x ./internal/bench
 func BenchmarkCriticalPathCLI(b *testing.B) {
@@ -204,7 +205,7 @@ func BenchmarkCriticalPathCLI(b *testing.B) {
 	env := append(BaseEnv(b.TempDir(), filepath.Join(dir, "data")), svc.Env()...)
 	env = append(env, clickupPlan)
 	run := fmt.Sprint(time.Now().UnixNano())
-	process := func(r request) (answer, time.Duration) {
+	process := func(env []string, r request) (answer, time.Duration) {
 		doc := map[string]any{}
 		for k, v := range r.values {
 			doc[k] = v
@@ -229,20 +230,27 @@ func BenchmarkCriticalPathCLI(b *testing.B) {
 		}
 		return a, e.Wall
 	}
-	process(newModelisation(-1, run))
-	process(followUp(-1, run))
-	var newWalls, followWalls []time.Duration
+	process(env, newModelisation(-1, run))
+	process(env, followUp(-1, run))
+	var newWalls, followWalls, coldWalls []time.Duration
 	var newCalls, followCalls Calls
 	i := 0
 	for b.Loop() {
 		before := svc.Calls()
-		_, wall := process(newModelisation(i, run))
+		_, wall := process(env, newModelisation(i, run))
 		mid := svc.Calls()
 		newWalls, newCalls = append(newWalls, wall), addCalls(newCalls, mid.Sub(before))
-		_, wall = process(followUp(i, run))
+		_, wall = process(env, followUp(i, run))
 		followWalls, followCalls = append(followWalls, wall), addCalls(followCalls, svc.Calls().Sub(mid))
+		// A data dir's first run: HubSpot's properties and ClickUp's list are not in its journal.
+		cold := append(BaseEnv(b.TempDir(), filepath.Join(b.TempDir(), "data")), svc.Env()...)
+		_, wall = process(append(cold, clickupPlan), newModelisation(i, run+"-cold"))
+		coldWalls = append(coldWalls, wall)
 		i++
 	}
 	criticalPath(b, "new", newWalls, NewModelisation, newCalls, i)
 	criticalPath(b, "followup", followWalls, FollowUp, followCalls, i)
+	floor, _ := NewModelisation.Floor(Injected)
+	b.ReportMetric(ms(median(coldWalls)), "new-cold-ms")
+	b.ReportMetric(ms(median(coldWalls))/ms(floor), "new-cold-x-floor")
 }
