@@ -226,8 +226,9 @@ func newRequestsRetryCmd(g *Globals, runF func(context.Context, *requestsRetryOp
 		Long: `Resumes requests from the journal: each skips the steps it had completed. With --failed, every
 failed, incomplete or abandoned (queued or running, left by a process that died) request is resumed,
 whatever its number of attempts or its kind of failure, except those another live process is working on.
-Requests run several at a time (FIGSUPPORT_WORKERS), one per contact at a time, in arrival order. A
-request already done is answered from the journal and nothing is done again.
+Requests run several at a time (FIGSUPPORT_WORKERS), one per contact at a time, in arrival order; one
+that a service's rate limit stopped (another process drawing on the same limit) is tried again, up
+to 3 more times. A request already done is answered from the journal and nothing is done again.
 Exit 1 when a request still fails. On a terminal, a progress bar counts the requests.`,
 		Example: `  figsupport requests retry demo-modelisation-1
   figsupport requests retry --failed -o json`,
