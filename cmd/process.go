@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -143,6 +144,15 @@ func processRequest(ctx context.Context, o *processOptions, req *payload.Request
 	defer a.Close()
 	o.status("backends: %s", a.backends())
 	o.Log.Debug("processing", "request_id", req.Key(), "email", req.UserEmail, "files", len(req.Fichiers))
+
+	// A data dir's first request would learn HubSpot's properties and ClickUp's list on its path,
+	// each just before its create: asked now, they come beside the first steps (a backend asked
+	// again meanwhile waits for the answer in flight). Later runs read them from the journal. A
+	// failure is the request's to report: the step that needs the answer asks again.
+	warmCtx, stopWarm := context.WithCancel(ctx)
+	warmed := make(chan struct{})
+	go func() { a.warm(warmCtx, slog.New(slog.DiscardHandler)); close(warmed) }()
+	defer func() { stopWarm(); <-warmed }()
 
 	resp, err := a.chain().Process(ctx, req, chain.RunOptions{Force: o.Force})
 	switch {

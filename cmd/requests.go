@@ -226,8 +226,9 @@ func newRequestsRetryCmd(g *Globals, runF func(context.Context, *requestsRetryOp
 		Long: `Resumes requests from the journal: each skips the steps it had completed. With --failed, every
 failed, incomplete or abandoned (queued or running, left by a process that died) request is resumed,
 whatever its number of attempts or its kind of failure, except those another live process is working on.
-Requests run several at a time (FIGSUPPORT_WORKERS), one per contact at a time, in arrival order. A
-request already done is answered from the journal and nothing is done again.
+Requests run several at a time (FIGSUPPORT_WORKERS), one per contact at a time, in arrival order; one
+that a service's rate limit stopped (another process drawing on the same limit) is tried again, up
+to 3 more times. A request already done is answered from the journal and nothing is done again.
 Exit 1 when a request still fails. On a terminal, a progress bar counts the requests.`,
 		Example: `  figsupport requests retry demo-modelisation-1
   figsupport requests retry --failed -o json`,
@@ -248,6 +249,11 @@ Exit 1 when a request still fails. On a terminal, a progress bar counts the requ
 	c.Flags().BoolVar(&o.Failed, "failed", false, "resume every unfinished request")
 	return c
 }
+
+// retryRequeues is how many more times `requests retry` resumes a request that a rate limit
+// stopped, after its own client's retries (BENCHMARKS.md, backlog: two processes clearing one
+// backlog lost 3 requests of 60 to 429s without it).
+const retryRequeues = 3
 
 // retryResult is one request of `requests retry -o json`: response null when it failed, error ""
 // when it did not.
@@ -297,9 +303,10 @@ func runRequestsRetry(ctx context.Context, o *requestsRetryOptions) error {
 		bar = b
 	}
 	// The runs go through a pool: several at once (one per contact at a time, in arrival order),
-	// all sharing this process's client-side rate limiters.
+	// all sharing this process's client-side rate limiters. Another process drawing on the same
+	// limit (a second retry, the daemon) makes some of them give up on 429s: those go round again.
 	pl := worker.New(a.chain(), a.journal, worker.Config{Workers: a.s.workers, MaxBacklog: len(runs) + 1, SweepEvery: -1,
-		Log: o.Log, Done: func(out worker.Outcome) {
+		Requeue: retryRequeues, Log: o.Log, Done: func(out worker.Outcome) {
 			a.cleanSpool(out, o.Log)
 			if bar != nil {
 				_ = bar.Add(1)

@@ -146,6 +146,9 @@ type threadStep struct {
 	By string `json:"by,omitempty"`
 	// Follows is the closed ticket a new one continues (a reply to a closed conversation).
 	Follows string `json:"follows,omitempty"`
+	// Refused: the last attempt's create was refused (a 429, a 4xx), so it made no ticket and the
+	// next attempt need not look for one. Cleared before any create is sent again.
+	Refused bool `json:"refused,omitempty"`
 }
 
 func memoTicketKey(contactID string) string  { return "chain:contact-ticket:" + contactID }

@@ -411,3 +411,72 @@ func TestWaitingRequestIsRecorded(t *testing.T) {
 		t.Fatalf("after the lock: %+v", run)
 	}
 }
+
+// rateLimited is a 429 as a backend reports it.
+type rateLimited struct{}
+
+func (rateLimited) Error() string     { return "429 rate limited" }
+func (rateLimited) RateLimited() bool { return true }
+
+// scriptedCreateCRM fails its ticket creates, without making a ticket, with the errors given in
+// turn, and counts the look-ups for an earlier attempt's ticket.
+type scriptedCreateCRM struct {
+	chain.CRM
+	fails   []error
+	lookups int
+}
+
+func (s *scriptedCreateCRM) CreateTicket(ctx context.Context, in chain.TicketInput) (chain.Ticket, error) {
+	if len(s.fails) > 0 {
+		err := s.fails[0]
+		s.fails = s.fails[1:]
+		return chain.Ticket{}, err
+	}
+	return s.CRM.CreateTicket(ctx, in)
+}
+
+func (s *scriptedCreateCRM) FindCreatedTicket(ctx context.Context, in chain.TicketInput) (*chain.Ticket, error) {
+	s.lookups++
+	return s.CRM.FindCreatedTicket(ctx, in)
+}
+
+// A resumed run looks for the ticket an earlier attempt may have made only when that attempt's
+// create may have happened: not after a refusal (a 429, a 4xx), always after an unknown outcome.
+func TestResumeLooksForTheTicketOnlyWhenItMayExist(t *testing.T) {
+	unknown := errors.New("read tcp: connection reset by peer")
+	tests := []struct {
+		name        string
+		fails       []error
+		wantLookups int
+	}{
+		{name: "refused", fails: []error{rateLimited{}}, wantLookups: 0},
+		{name: "refused twice", fails: []error{rateLimited{}, rateLimited{}}, wantLookups: 0},
+		{name: "unknown outcome", fails: []error{unknown}, wantLookups: 1},
+		{name: "refused, then unknown outcome", fails: []error{rateLimited{}, unknown}, wantLookups: 1},
+		{name: "unknown outcome, then refused", fails: []error{unknown, rateLimited{}}, wantLookups: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			base := chaintest.New(t, chaintest.Options{})
+			crm := &scriptedCreateCRM{CRM: base.Local, fails: tt.fails}
+			h := chaintest.New(t, chaintest.Options{CRM: crm, Dir: base.Dir})
+			req := func() *payload.Request { return chaintest.Request(t, "resume@example.com", "Facture", t0) }
+			for i := range tt.fails {
+				if _, err := h.Chain.Process(ctx, req(), chain.RunOptions{}); err == nil {
+					t.Fatalf("attempt %d succeeded, want its create to fail", i+1)
+				}
+			}
+			resp, err := h.Chain.Process(ctx, req(), chain.RunOptions{})
+			if err != nil || resp.Status != payload.StatusCreated {
+				t.Fatalf("last attempt: %+v, %v", resp, err)
+			}
+			if crm.lookups != tt.wantLookups {
+				t.Errorf("%d look-ups for an earlier ticket, want %d", crm.lookups, tt.wantLookups)
+			}
+			if _, tickets, _, _ := counts(t, h); tickets != 1 {
+				t.Errorf("%d tickets, want 1", tickets)
+			}
+		})
+	}
+}

@@ -144,14 +144,18 @@ func (r *runner) thread(ctx context.Context, contact Contact, cls Classification
 	in := TicketInput{ContactID: contact.ID, Subject: req.Subject(), Content: ticketContent(req, files, t.Follows),
 		Classification: cls.Label, FileURLs: urls, At: req.ReceivedAt}
 	if prior {
-		in.MayExistSince = r.run.CreatedAt
-		found, err := d.CRM.FindCreatedTicket(ctx, in)
-		if err != nil {
-			return t, &StepError{Step: StepTicket, Err: fmt.Errorf("look for an earlier attempt's ticket: %w", err)}
-		}
-		if found != nil {
-			created = threadStep{ID: found.ID, URL: found.URL, New: true, Follows: t.Follows}
-			return created, r.record(ctx, StepTicket, created, created.ID)
+		// An earlier attempt decided "new" and did not record a create: unless it was refused,
+		// the create may have happened.
+		if !t.Refused {
+			in.MayExistSince = r.run.CreatedAt
+			found, err := d.CRM.FindCreatedTicket(ctx, in)
+			if err != nil {
+				return t, &StepError{Step: StepTicket, Err: fmt.Errorf("look for an earlier attempt's ticket: %w", err)}
+			}
+			if found != nil {
+				created = threadStep{ID: found.ID, URL: found.URL, New: true, Follows: t.Follows}
+				return created, r.record(ctx, StepTicket, created, created.ID)
+			}
 		}
 		again, err := r.c.decide(ctx, contact.ID, req, true)
 		if err == nil && again.New {
@@ -164,13 +168,37 @@ func (r *runner) thread(ctx context.Context, contact Contact, cls Classification
 			r.logger().Info("decided again: a later message opened the conversation's ticket", "ticket_id", again.ID)
 			return again, r.record(ctx, StepThread, again, again.ID)
 		}
+		if t.Refused {
+			// Recorded before the create goes out again: if its outcome is unknown this time,
+			// the next attempt must look for it.
+			if err := r.record(ctx, StepThread, again, ""); err != nil {
+				return t, err
+			}
+		}
 		t, in.MayExistSince = again, time.Time{}
 		in.Content = ticketContent(req, files, t.Follows)
 	}
-	return ticketStep(ctx, r, StepTicket, func(ctx context.Context) (threadStep, error) {
+	created, err = ticketStep(ctx, r, StepTicket, func(ctx context.Context) (threadStep, error) {
 		tk, err := d.CRM.CreateTicket(ctx, in)
 		return threadStep{ID: tk.ID, URL: tk.URL, New: true, Follows: t.Follows}, err
 	}, threadID)
+	if err != nil && refusal(err) {
+		// The CRM refused the create (CRM.CreateTicket's contract): the next attempt goes straight to
+		// deciding again, without looking for a ticket no attempt made. A failure to write that
+		// down only costs the next attempt the look-up.
+		t.Refused = true
+		if rerr := r.record(ctx, StepThread, t, ""); rerr != nil {
+			r.logger().Warn("journal: record the refused create", "err", rerr)
+		}
+	}
+	return created, err
+}
+
+// refusal reports a failure that says the service did not do what was asked: a rate limit, or a
+// call refused for good. A failure of unknown outcome (a 5xx, a timeout, no answer) is not one.
+func refusal(err error) bool {
+	f := Classify(err)
+	return f == FailureRateLimited || f.Permanent()
 }
 
 func threadID(t threadStep) string { return t.ID }
@@ -194,8 +222,8 @@ func (r *runner) earlierCreate(ctx context.Context) error {
 			break
 		}
 		var decided, created threadStep
-		if ok, err := o.Step(StepThread, &decided); err != nil || !ok || !decided.New {
-			continue
+		if ok, err := o.Step(StepThread, &decided); err != nil || !ok || !decided.New || decided.Refused {
+			continue // no decision "new", or its create was refused: no ticket can exist unseen
 		}
 		if ok, _ := o.Step(StepTicket, &created); ok {
 			continue

@@ -70,6 +70,9 @@ type CRM interface {
 	FindOpenTicket(ctx context.Context, contactID string, stages []string, since time.Time) (*Ticket, error)
 	// GetTicket reads one ticket by id, consistently (no search index); ErrNotFound when absent.
 	GetTicket(ctx context.Context, id string) (Ticket, error)
+	// CreateTicket creates the ticket. An error Classify calls rate_limited, rejected, credentials or
+	// input means no ticket was made (the service refused the call, every retry included): the
+	// next attempt does not look for it. Any other error leaves the outcome unknown.
 	CreateTicket(ctx context.Context, in TicketInput) (Ticket, error)
 	// FindCreatedTicket looks for the ticket an earlier attempt of the same create may have made
 	// after in.MayExistSince (same contact, subject and content): nil when there is none. A

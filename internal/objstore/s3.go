@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -23,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/figurative/figsupport/internal/backoff"
 	"github.com/figurative/figsupport/internal/health"
@@ -42,9 +44,10 @@ type S3Config struct {
 	PartSize int64
 	// PartConcurrency is how many parts of one file are in flight (default 2).
 	PartConcurrency int
-	// MaxLargeUploads bounds the multipart uploads in flight in this process, across files and
-	// requests (default 1): each holds (PartConcurrency+2)·PartSize of buffers, so this is what keeps
-	// memory flat when many large files arrive at once. Files known to be smaller than a part skip it.
+	// MaxLargeUploads bounds the multipart uploads of streams (file URLs) in flight in this process,
+	// across files and requests (default 1): each holds (PartConcurrency+2)·PartSize of buffers, so
+	// this is what keeps memory flat when many large files arrive at once. Files known to be
+	// smaller than a part skip it, and so do files on disk (PutAt), which hold no buffer.
 	MaxLargeUploads int
 	// Retry is the shared policy applied to each S3 request (parts included); zero means backoff.Default.
 	Retry backoff.Policy
@@ -141,7 +144,7 @@ func NewS3(cfg S3Config) (*S3, error) {
 		o.MultipartUploadThreshold = cfg.PartSize
 		o.Concurrency = cfg.PartConcurrency
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
-		o.FailTimeout = 30 * time.Second // abort a failed multipart upload even when ctx is gone
+		o.FailTimeout = abortTimeout // abort a failed multipart upload even when ctx is gone
 	})
 	return &S3{cfg: cfg, client: client, tm: tm, base: base, large: make(chan struct{}, cfg.MaxLargeUploads)}, nil
 }
@@ -182,6 +185,88 @@ func (s *S3) Put(ctx context.Context, key string, body io.Reader, size int64, co
 	}
 	return s.URL(key), nil
 }
+
+// PutAt stores the first size bytes of r (a file on disk) at key. Above one part it runs the
+// multipart protocol itself, each part a section of r read as it is sent, so that no part is
+// copied into memory: transfermanager buffers (PartConcurrency+1)·PartSize for any body, which
+// for a file on disk is memory spent for nothing (BENCHMARKS.md, memory). The SDK retries a part
+// by reading its section again. A failed upload is aborted, leaving no object. progress, when
+// set, is told the bytes stored so far after each part.
+func (s *S3) PutAt(ctx context.Context, key string, r io.ReaderAt, size int64, contentType string, progress func(int64)) (string, error) {
+	if err := checkKey(key); err != nil {
+		return "", err
+	}
+	var ctype *string
+	if contentType != "" {
+		ctype = aws.String(contentType)
+	}
+	bucket := aws.String(s.cfg.Bucket)
+	if size < s.cfg.PartSize {
+		if _, err := s.client.PutObject(ctx, &s3.PutObjectInput{Bucket: bucket, Key: aws.String(key), ContentType: ctype,
+			Body: io.NewSectionReader(r, 0, size), ContentLength: aws.Int64(size)}); err != nil {
+			return "", fmt.Errorf("r2 upload: %w", describeS3Error(err, s.cfg.Bucket))
+		}
+		if progress != nil {
+			progress(size)
+		}
+		return s.URL(key), nil
+	}
+	partSize := s.cfg.PartSize
+	if size/partSize >= maxParts {
+		partSize = size/maxParts + 1
+	}
+	up, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: bucket, Key: aws.String(key), ContentType: ctype})
+	if err != nil {
+		return "", fmt.Errorf("r2 upload: %w", describeS3Error(err, s.cfg.Bucket))
+	}
+	n := int((size + partSize - 1) / partSize)
+	parts := make([]s3types.CompletedPart, n)
+	var (
+		mu   sync.Mutex
+		done int64
+	)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.cfg.PartConcurrency)
+	for i := range n {
+		off := int64(i) * partSize
+		length := min(partSize, size-off)
+		g.Go(func() error {
+			out, err := s.client.UploadPart(gctx, &s3.UploadPartInput{Bucket: bucket, Key: aws.String(key), UploadId: up.UploadId,
+				PartNumber: aws.Int32(int32(i + 1)), Body: io.NewSectionReader(r, off, length), ContentLength: aws.Int64(length)})
+			if err != nil {
+				return err
+			}
+			parts[i] = s3types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(int32(i + 1))}
+			if progress != nil {
+				mu.Lock()
+				done += length
+				progress(done)
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	err = g.Wait()
+	if err == nil {
+		_, err = s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{Bucket: bucket, Key: aws.String(key),
+			UploadId: up.UploadId, MultipartUpload: &s3types.CompletedMultipartUpload{Parts: parts}})
+	}
+	if err != nil {
+		// Even when ctx is gone: an upload left open keeps its parts (and their cost) in the bucket.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), abortTimeout)
+		defer cancel()
+		_, _ = s.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{Bucket: bucket, Key: aws.String(key), UploadId: up.UploadId})
+		return "", fmt.Errorf("r2 upload: %w", describeS3Error(err, s.cfg.Bucket))
+	}
+	return s.URL(key), nil
+}
+
+const (
+	// maxParts is S3's (and R2's) most parts in one upload.
+	maxParts = 10000
+	// abortTimeout bounds the abort of a failed multipart upload (transfermanager's FailTimeout).
+	abortTimeout = 30 * time.Second
+)
 
 // URL is the public URL of key: R2_PUBLIC_URL/<key>, each segment escaped. Without a public URL it
 // is the path-style API URL, which needs credentials to read (doctor warns about it).

@@ -227,6 +227,14 @@ type source struct {
 	body io.ReadCloser
 	size int64  // -1 when unknown
 	hint string // the server's content type
+	// file is body when it is a file on disk, whose size is known: a backend that can read it in
+	// place (atBackend) needs no copy of it in memory.
+	file *os.File
+}
+
+// atBackend is a backend that stores a file read in place, section by section (S3.PutAt).
+type atBackend interface {
+	PutAt(ctx context.Context, key string, r io.ReaderAt, size int64, contentType string, progress func(int64)) (string, error)
 }
 
 func (u *Uploader) open(ctx context.Context, f payload.File) (*source, error) {
@@ -261,7 +269,7 @@ func (u *Uploader) open(ctx context.Context, f payload.File) (*source, error) {
 		fh.Close()
 		return nil, tooLarge(st.Size(), u.cfg.MaxFileBytes)
 	}
-	return &source{body: fh, size: st.Size()}, nil
+	return &source{body: fh, size: st.Size(), file: fh}, nil
 }
 
 func (u *Uploader) one(ctx context.Context, f payload.File, key string) (payload.StoredFile, error) {
@@ -273,6 +281,9 @@ func (u *Uploader) one(ctx context.Context, f payload.File, key string) (payload
 	}
 	defer src.body.Close()
 
+	if ab, ok := u.backend.(atBackend); ok && src.file != nil {
+		return u.oneAt(ctx, ab, src, key, name)
+	}
 	// The cap is enforced here as well as in the fetcher: a local file may grow while it is read.
 	counted := &capCounter{r: src.body, max: u.cfg.MaxFileBytes}
 	if u.cfg.OnProgress != nil {
@@ -292,6 +303,29 @@ func (u *Uploader) one(ctx context.Context, f payload.File, key string) (payload
 		return payload.StoredFile{}, err
 	}
 	return payload.StoredFile{Name: name, URL: loc, Size: counted.n, ContentType: ctype, Key: key}, nil
+}
+
+// oneAt stores a file on disk in place: its size was read and checked against the cap when it was
+// opened, and that many bytes are stored even if it grows meanwhile.
+func (u *Uploader) oneAt(ctx context.Context, ab atBackend, src *source, key, name string) (payload.StoredFile, error) {
+	var read int64
+	u.report(Progress{Key: key, Name: name, Size: src.size})
+	defer func() { u.report(Progress{Key: key, Name: name, Size: src.size, Read: read, Done: true}) }()
+	head := make([]byte, 512)
+	n, err := src.file.ReadAt(head, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return payload.StoredFile{}, err
+	}
+	ctype := DetectContentType(name, head[:n], src.hint)
+	loc, err := ab.PutAt(ctx, key, src.file, src.size, ctype, func(done int64) {
+		read = done
+		u.report(Progress{Key: key, Name: name, Size: src.size, Read: done})
+	})
+	if err != nil {
+		return payload.StoredFile{}, err
+	}
+	read = src.size
+	return payload.StoredFile{Name: name, URL: loc, Size: src.size, ContentType: ctype, Key: key}, nil
 }
 
 func (u *Uploader) report(p Progress) {

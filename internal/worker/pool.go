@@ -38,6 +38,11 @@ type Config struct {
 	Log        *slog.Logger
 	// Done, when set, is called after each job (spool cleanup, metrics), before its waiters wake.
 	Done func(Outcome)
+	// Requeue is how many times a job that a service's rate limit stopped (chain.FailureRateLimited:
+	// its client gave up waiting) goes to the back of the queue instead of ending: for a person
+	// clearing a backlog (`requests retry`), whose processes share a service's limit and each
+	// draw 429s. 0, the daemon's: its retry policy takes the run later.
+	Requeue int
 }
 
 // Outcome is one job's result.
@@ -66,6 +71,8 @@ type Job struct {
 	err        error
 	// of is the job this one duplicates (the same key submitted while it was in the pool).
 	of *Job
+	// requeued counts the times it went back to the queue (Config.Requeue).
+	requeued int
 }
 
 // Done is closed when the job finished.
@@ -261,6 +268,9 @@ func (pl *Pool) work() {
 		if errors.Is(jb.err, chain.ErrInFlight) {
 			pl.cfg.Log.Debug("request held by another process", "request_id", jb.key)
 		}
+		if pl.requeue(jb) {
+			continue
+		}
 		if pl.cfg.Done != nil {
 			pl.cfg.Done(Outcome{Key: jb.key, Request: jb.req, Response: jb.resp, Err: jb.err, Resumed: jb.resumed, Duration: time.Since(start)})
 		}
@@ -284,6 +294,28 @@ func (pl *Pool) work() {
 		}
 		close(jb.done)
 	}
+}
+
+// requeue puts a job a rate limit stopped back at the end of the queue, while it has requeues
+// left and the pool is not stopping; it reports whether it did. The journal holds the run as
+// failed meanwhile, and its next attempt resumes after the steps it completed.
+func (pl *Pool) requeue(jb *Job) bool {
+	if jb.requeued >= pl.cfg.Requeue || chain.Classify(jb.err) != chain.FailureRateLimited {
+		return false
+	}
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if pl.stopping {
+		return false
+	}
+	jb.requeued++
+	pl.cfg.Log.Info("rate limited: queued again", "request_id", jb.key, "times", jb.requeued)
+	delete(pl.busy, jb.email)
+	pl.running--
+	jb.resp, jb.err = nil, nil
+	pl.queue = append(pl.queue, jb)
+	pl.cond.Broadcast()
+	return true
 }
 
 // process runs the chain; a panic in it becomes an error (with the stack in the log) instead of

@@ -484,3 +484,58 @@ func TestStartQueuesTheJournalFirst(t *testing.T) {
 		t.Fatalf("ran %s, want the journal's unfinished run first", got)
 	}
 }
+
+type rateLimitErr struct{}
+
+func (rateLimitErr) Error() string     { return "429 rate limited" }
+func (rateLimitErr) RateLimited() bool { return true }
+
+// A job a rate limit stopped goes back to the queue, up to Requeue times, and ends once: its
+// waiters and Done see only the last attempt. Other failures end at once.
+func TestRequeueRateLimited(t *testing.T) {
+	tests := []struct {
+		name      string
+		requeue   int
+		fails     int   // attempts that fail before one succeeds
+		err       error // what they fail with
+		wantRuns  int
+		wantError bool
+	}{
+		{name: "off", requeue: 0, fails: 1, err: rateLimitErr{}, wantRuns: 1, wantError: true},
+		{name: "passes on its second attempt", requeue: 2, fails: 1, err: rateLimitErr{}, wantRuns: 2},
+		{name: "passes on its last allowed attempt", requeue: 2, fails: 2, err: rateLimitErr{}, wantRuns: 3},
+		{name: "requeues exhausted", requeue: 2, fails: 3, err: rateLimitErr{}, wantRuns: 3, wantError: true},
+		{name: "another failure is not requeued", requeue: 2, fails: 1, err: errors.New("503"), wantRuns: 1, wantError: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var mu sync.Mutex
+			runs, dones := 0, 0
+			p := procFunc(func(context.Context, *payload.Request, chain.RunOptions) (*payload.Response, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				runs++
+				if runs <= tt.fails {
+					return nil, tt.err
+				}
+				return &payload.Response{Status: payload.StatusCreated}, nil
+			})
+			pl := start(t, p, noJournal{}, Config{Requeue: tt.requeue, Done: func(Outcome) {
+				mu.Lock()
+				dones++
+				mu.Unlock()
+			}})
+			jb, err := pl.Submit(req(t, "a@example.com", "1"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			<-jb.Done()
+			_, err = jb.Result()
+			mu.Lock()
+			defer mu.Unlock()
+			if runs != tt.wantRuns || dones != 1 || (err != nil) != tt.wantError {
+				t.Errorf("%d runs, %d Done calls, err %v; want %d runs, 1 Done, error %v", runs, dones, err, tt.wantRuns, tt.wantError)
+			}
+		})
+	}
+}

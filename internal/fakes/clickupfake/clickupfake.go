@@ -98,6 +98,7 @@ type Server struct {
 	windowStart time.Time
 	windowUsed  int
 	violations  []string
+	latency     time.Duration
 	// ExpectViolations stops spec violations from failing the test (for tests of the validation itself).
 	ExpectViolations bool
 }
@@ -174,6 +175,13 @@ func (s *Server) Subtasks(parent string) []Task {
 		}
 	}
 	return out
+}
+
+// SetLatency adds a real delay before every answer (ClickUp's own round trip, for benchmarks).
+func (s *Server) SetLatency(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.latency = d
 }
 
 // Inject queues a fault.
@@ -262,6 +270,16 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 		call := Call{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Auth: r.Header.Get("Authorization"), Body: body}
 		idx := s.record(call)
 		rec := &recorder{ResponseWriter: w}
+		s.mu.Lock()
+		latency := s.latency
+		s.mu.Unlock()
+		if latency > 0 {
+			select {
+			case <-time.After(latency):
+			case <-r.Context().Done():
+				return
+			}
+		}
 		defer func() { s.setStatus(idx, rec.status) }()
 
 		s.rateHeaders(rec)

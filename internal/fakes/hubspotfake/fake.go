@@ -34,7 +34,7 @@ const (
 	ConflictIdentityProfile = "identityProfile"
 )
 
-// Clock is the fake's notion of now; search lag and hs_lastmodifieddate follow it.
+// Clock is the fake's notion of now; search lag, hs_lastmodifieddate and the rate limits follow it.
 type Clock struct {
 	mu sync.Mutex
 	t  time.Time

@@ -213,3 +213,31 @@ func TestRealClock(t *testing.T) {
 		t.Errorf("set clock is %v from %v", d, at)
 	}
 }
+
+// TestRealClockLimits: on a clock that runs with real time, the 10 s window of EnforceLimits
+// passes (Advance shifts the clock, so the test does not wait ten seconds).
+func TestRealClockLimits(t *testing.T) {
+	clock := NewRealClock()
+	if d := time.Until(clock.Now()); d < -time.Minute || d > time.Minute {
+		t.Fatalf("wall clock is %v away from the time", d)
+	}
+	s := New(Options{Clock: clock, EnforceLimits: true})
+	defer s.Close()
+	for i := range 100 {
+		if resp, _ := call(t, s, "GET", "/crm/v3/objects/tickets", "pat-test", ""); resp.StatusCode != 200 {
+			t.Fatalf("call %d: %d, want 200", i+1, resp.StatusCode)
+		}
+	}
+	if resp, b := call(t, s, "GET", "/crm/v3/objects/tickets", "pat-test", ""); resp.StatusCode != 429 || b["policyName"] != "TEN_SECONDLY_ROLLING" {
+		t.Fatalf("call 101: %d %v, want 429 TEN_SECONDLY_ROLLING", resp.StatusCode, b)
+	}
+	clock.Advance(10 * time.Second)
+	if resp, _ := call(t, s, "GET", "/crm/v3/objects/tickets", "pat-test", ""); resp.StatusCode != 200 {
+		t.Fatalf("after the window: %d, want 200", resp.StatusCode)
+	}
+	at := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock.Set(at)
+	if got := clock.Now(); got.Before(at) || got.After(at.Add(time.Minute)) {
+		t.Errorf("after Set(%v): %v", at, got)
+	}
+}
