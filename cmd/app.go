@@ -215,7 +215,13 @@ func (a *app) openStore(ctx context.Context) error {
 		}
 		a.db = db
 	}
-	a.closers = append(a.closers, func() { a.db.Close() })
+	return a.openSQLite(ctx, lockDir, "sqlite")
+}
+
+// openSQLite opens the journal and the embedded CRM and tracker in a.db, a SQLite database.
+func (a *app) openSQLite(ctx context.Context, lockDir, backend string) error {
+	db := a.db
+	a.closers = append(a.closers, func() { db.Close() })
 	var err error
 	if a.opts.readOnly {
 		// Read-only: no migration, no owner lock file, no lease renewal.
@@ -235,7 +241,7 @@ func (a *app) openStore(ctx context.Context) error {
 		return err
 	}
 	a.closers = append(a.closers, func() { a.local.Close() })
-	a.parts = append(a.parts, part{role: "journal", backend: "sqlite", target: a.dbFile, check: a.journalCheck})
+	a.parts = append(a.parts, part{role: "journal", backend: backend, target: a.dbFile, check: a.journalCheck})
 	return nil
 }
 
@@ -257,8 +263,19 @@ func (a *app) openPostgres(ctx context.Context, url string) error {
 	}
 	a.db = db
 	a.pg = true
-	a.closers = append(a.closers, func() { a.db.Close() })
+	a.closers = append(a.closers, func() { db.Close() })
 	if a.opts.readOnly {
+		if v, err := postgres.Version(ctx, db, "journal"); err != nil {
+			return &config.Error{Key: key, Msg: a.g.Values.Redact(err.Error())}
+		} else if v == 0 {
+			// A database nothing has written to yet: a dry run plans on an empty journal in
+			// memory, as it does before the SQLite file exists, and creates no table.
+			if a.db, err = sqlite.OpenMemory(); err != nil {
+				return err
+			}
+			a.dbMissing = true
+			return a.openSQLite(ctx, "", "postgres")
+		}
 		a.journal, err = journal.OpenReadOnly(ctx, a.db)
 	} else {
 		a.journal, err = journal.OpenPostgres(ctx, a.db)
@@ -360,6 +377,9 @@ func (a *app) journalCheck(ctx context.Context) []health.Check {
 	c := health.Check{Service: "journal", Name: a.dbFile, Status: health.OK}
 	if a.dbMissing {
 		c.Detail = "no database yet: the first run creates it (--dry-run)"
+		if a.pg {
+			c.Detail = "PostgreSQL reachable, no table yet: the first run that writes applies the migrations (--dry-run)"
+		}
 		return []health.Check{c}
 	}
 	if err := a.journal.CheckDatabase(ctx, a.opts.readOnly); err != nil {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/figurative/figsupport/internal/local"
 	"github.com/figurative/figsupport/internal/sqlite"
+	"github.com/figurative/figsupport/internal/testsrv/pgtest"
 )
 
 var binary string
@@ -35,7 +36,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "build: %v\n%s", err, out)
 		os.Exit(1)
 	}
-	code := m.Run()
+	code := pgtest.Run(m)
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
