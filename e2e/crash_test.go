@@ -49,15 +49,17 @@ func TestServeCrashResume(t *testing.T) {
 	start := time.Now()
 	sv := startServices(t, seed, 0.1, 100*time.Millisecond)
 	data := filepath.Join(t.TempDir(), "data")
+	// One worker before the crash, so that work piles up while the sender is still sending: with
+	// the pool's four, the daemon keeps up with the sender (about 18 requests a second here). The
+	// restarted daemon has the default four.
 	env := faultEnv(data, sv, "async")
-	d := startDaemon(t, env)
+	d := startDaemon(t, append(env, "FIGSUPPORT_WORKERS=1"))
 	var url atomic.Value
 	url.Store(d.url)
 	w := newWorkload(seed, n, contacts, bursty, 8, time.Now().Add(-time.Hour).Truncate(time.Second))
 	s := newSender(func() string { return url.Load().(string) })
 	s.client.Timeout = 5 * time.Second
-	// Requests come in faster than they are processed (HubSpot's five searches a second bound the
-	// pace), so that work piles up while the sender is still sending.
+	// Requests come in faster than one worker processes them.
 	pace := time.NewTicker(50 * time.Millisecond)
 	defer pace.Stop()
 	s.pace = pace.C

@@ -5,15 +5,86 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"encoding/binary"
+	"sync"
 	"time"
 
 	"github.com/figurative/figsupport/internal/postgres"
 )
 
-// store runs the journal's SQL, written once with `?` placeholders, on SQLite or PostgreSQL.
+// store runs the journal's SQL, written once with `?` placeholders, on SQLite or PostgreSQL, each
+// statement prepared once: parsing them again for every call was a fifth of the chain's CPU on the
+// embedded backends (BENCHMARKS.md, section 2).
 type store struct {
 	*sql.DB
-	pg bool
+	pg    bool
+	stmts *stmtCache
+}
+
+func newStore(db *sql.DB, pg bool) store {
+	return store{DB: db, pg: pg, stmts: &stmtCache{m: map[string]*sql.Stmt{}, pending: map[string]bool{}}}
+}
+
+// stmtCache holds the prepared statements by their SQL. The journal's statements are a fixed set
+// (the IN lists vary with a few status filters); past maxStmts, what is new runs unprepared.
+type stmtCache struct {
+	mu      sync.Mutex
+	m       map[string]*sql.Stmt
+	pending map[string]bool // being prepared for a transaction, in the background
+	closed  bool
+}
+
+const maxStmts = 256
+
+func (c *stmtCache) get(query string) (*sql.Stmt, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st, ok := c.m[query]
+	return st, ok || c.closed || len(c.m) >= maxStmts
+}
+
+// put keeps st for query unless another was kept meanwhile or the cache is closed; it returns
+// the statement to use.
+func (c *stmtCache) put(query string, st *sql.Stmt) *sql.Stmt {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.pending, query)
+	if old, ok := c.m[query]; ok || c.closed {
+		st.Close()
+		return old
+	}
+	c.m[query] = st
+	return st
+}
+
+// stmt is query's prepared statement, prepared now when it is not yet (on a connection of the
+// pool: never from inside a transaction, see storeTx.stmt); nil when it cannot be, and the call
+// then runs the query itself.
+func (s store) stmt(ctx context.Context, query string) *sql.Stmt {
+	if s.stmts == nil {
+		return nil
+	}
+	if st, done := s.stmts.get(query); done {
+		return st
+	}
+	st, err := s.DB.PrepareContext(ctx, query)
+	if err != nil {
+		return nil
+	}
+	return s.stmts.put(query, st)
+}
+
+// close closes the prepared statements.
+func (s store) close() {
+	if s.stmts == nil {
+		return
+	}
+	s.stmts.mu.Lock()
+	defer s.stmts.mu.Unlock()
+	s.stmts.closed = true
+	for q, st := range s.stmts.m {
+		st.Close()
+		delete(s.stmts.m, q)
+	}
 }
 
 func (s store) q(query string) string {
@@ -24,20 +95,32 @@ func (s store) q(query string) string {
 }
 
 func (s store) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return s.DB.ExecContext(ctx, s.q(query), args...)
+	query = s.q(query)
+	if st := s.stmt(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return s.DB.ExecContext(ctx, query, args...)
 }
 
 func (s store) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return s.DB.QueryContext(ctx, s.q(query), args...)
+	query = s.q(query)
+	if st := s.stmt(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return s.DB.QueryContext(ctx, query, args...)
 }
 
 func (s store) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	return s.DB.QueryRowContext(ctx, s.q(query), args...)
+	query = s.q(query)
+	if st := s.stmt(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return s.DB.QueryRowContext(ctx, query, args...)
 }
 
 func (s store) BeginTx(ctx context.Context, o *sql.TxOptions) (storeTx, error) {
 	tx, err := s.DB.BeginTx(ctx, o)
-	return storeTx{tx, s.pg}, err
+	return storeTx{Tx: tx, s: s}, err
 }
 
 // forUpdate locks the rows a read-then-write transaction reads: PostgreSQL's row lock (SQLite's
@@ -51,26 +134,66 @@ func (s store) forUpdate() string {
 
 type storeTx struct {
 	*sql.Tx
-	pg bool
+	s store
 }
 
-func (t storeTx) q(query string) string {
-	if t.pg {
-		return postgres.Rebind(query)
+// stmt is the transaction's copy of query's prepared statement (database/sql reuses the one
+// prepared on the transaction's connection, and prepares it there the first time), or nil when
+// query has none yet. Preparing it on the pool from inside a transaction would wait for a second
+// connection, which transactions holding every connection of the pool never free: it is prepared
+// in the background, and this transaction runs the query unprepared.
+func (t storeTx) stmt(ctx context.Context, query string) *sql.Stmt {
+	c := t.s.stmts
+	if c == nil {
+		return nil
 	}
-	return query
+	if st, done := c.get(query); done {
+		if st == nil {
+			return nil
+		}
+		return t.Tx.StmtContext(ctx, st)
+	}
+	c.mu.Lock()
+	start := !c.pending[query]
+	c.pending[query] = true
+	c.mu.Unlock()
+	if start {
+		// Ends once a connection is free and the statement prepared (or the database closed).
+		go func() {
+			if st, err := t.s.DB.PrepareContext(context.Background(), query); err == nil {
+				c.put(query, st)
+			} else {
+				c.mu.Lock()
+				delete(c.pending, query)
+				c.mu.Unlock()
+			}
+		}()
+	}
+	return nil
 }
 
 func (t storeTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return t.Tx.ExecContext(ctx, t.q(query), args...)
+	query = t.s.q(query)
+	if st := t.stmt(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return t.Tx.ExecContext(ctx, query, args...)
 }
 
 func (t storeTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return t.Tx.QueryContext(ctx, t.q(query), args...)
+	query = t.s.q(query)
+	if st := t.stmt(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return t.Tx.QueryContext(ctx, query, args...)
 }
 
 func (t storeTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	return t.Tx.QueryRowContext(ctx, t.q(query), args...)
+	query = t.s.q(query)
+	if st := t.stmt(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return t.Tx.QueryRowContext(ctx, query, args...)
 }
 
 // pgMigrations are the journal's tables on PostgreSQL: the SQLite ones in PostgreSQL's types
