@@ -49,11 +49,11 @@ func TestServeCrashResume(t *testing.T) {
 	start := time.Now()
 	sv := startServices(t, seed, 0.1, 100*time.Millisecond)
 	data := filepath.Join(t.TempDir(), "data")
-	// One worker before the crash, so that work piles up while the sender is still sending: with
+	// Two workers before the crash, so that work piles up while the sender is still sending: with
 	// the pool's four, the daemon keeps up with the sender (about 18 requests a second here). The
 	// restarted daemon has the default four.
 	env := faultEnv(data, sv, "async")
-	d := startDaemon(t, append(env, "FIGSUPPORT_WORKERS=1"))
+	d := startDaemon(t, append(env, "FIGSUPPORT_WORKERS=2"))
 	var url atomic.Value
 	url.Store(d.url)
 	w := newWorkload(seed, n, contacts, bursty, 8, time.Now().Add(-time.Hour).Truncate(time.Second))
