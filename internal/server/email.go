@@ -35,6 +35,10 @@ func (s *Server) handleEmail(w http.ResponseWriter, r *http.Request) {
 		s.unauthorized(w, in, reason)
 		return
 	}
+	if ae := s.unavailable(in); ae != nil {
+		writeError(w, ae)
+		return
+	}
 	limit := s.emailLimit()
 	var body io.Reader = http.MaxBytesReader(w, r.Body, limit)
 	if au.pending() {

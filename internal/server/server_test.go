@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -865,6 +866,29 @@ func TestBacklogFull(t *testing.T) {
 	if _, err := e.hs.Journal.Get(context.Background(), "b-2"); !errors.Is(err, chain.ErrRunNotFound) {
 		t.Errorf("a refused request was recorded: %v", err)
 	}
+	// Refused before its body is read: an upload is not spooled for nothing.
+	for _, path := range []string{WebhookPath, EmailPath} {
+		body := &readCounter{r: strings.NewReader(bodyA)}
+		req := post("", "Idempotency-Key", "b-3")
+		req.URL.Path, req.Body = path, io.NopCloser(body)
+		rec := httptest.NewRecorder()
+		srv.Handler().ServeHTTP(rec, req)
+		if rec.Code != 503 || body.n != 0 {
+			t.Errorf("%s past the backlog: %d after reading %d bytes, want 503 before reading any", path, rec.Code, body.n)
+		}
+	}
+}
+
+// readCounter counts the bytes read from r.
+type readCounter struct {
+	r io.Reader
+	n int
+}
+
+func (c *readCounter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
 }
 
 // TestReadyz: ready while the journal is writable; 503 once the server stops, when new requests

@@ -31,6 +31,10 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		s.unauthorized(w, in, reason)
 		return
 	}
+	if ae := s.unavailable(in); ae != nil {
+		writeError(w, ae)
+		return
+	}
 	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	var (
 		req *payload.Request
@@ -82,6 +86,20 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, in *reqInfo) bool
 		writeError(w, &apiError{Status: http.StatusTooManyRequests, Msg: "too many requests; retry later"})
 	}
 	return ok
+}
+
+// unavailable is the 503 of a daemon that is stopping or whose backlog is full, or nil. It is
+// asked before the body is read (a multipart upload refused at its end would have been spooled
+// for nothing) and again before the request is recorded.
+func (s *Server) unavailable(in *reqInfo) *apiError {
+	switch {
+	case s.stopping.Load():
+		return &apiError{Status: http.StatusServiceUnavailable, Msg: "shutting down; send the request again", retryAfter: "5"}
+	case s.queue.Full():
+		in.note = "backlog full"
+		return &apiError{Status: http.StatusServiceUnavailable, Msg: "too much work in progress; send the request again later", retryAfter: "30"}
+	}
+	return nil
 }
 
 func (s *Server) unauthorized(w http.ResponseWriter, in *reqInfo, reason string) {
@@ -194,15 +212,9 @@ func unquote(s string) string {
 // drop removes what the request left on disk (its spooled files) when it is refused.
 func (s *Server) run(w http.ResponseWriter, r *http.Request, req *payload.Request, drop func()) {
 	key := req.Key()
-	if s.stopping.Load() {
+	if ae := s.unavailable(info(r)); ae != nil {
 		drop()
-		writeError(w, &apiError{Status: http.StatusServiceUnavailable, Msg: "shutting down; send the request again", retryAfter: "5"})
-		return
-	}
-	if s.queue.Full() {
-		drop()
-		info(r).note = "backlog full"
-		writeError(w, &apiError{Status: http.StatusServiceUnavailable, Msg: "too much work in progress; send the request again later", retryAfter: "30"})
+		writeError(w, ae)
 		return
 	}
 	run, err := s.intake.Accept(r.Context(), req)
