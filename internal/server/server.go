@@ -368,10 +368,12 @@ func (s *Server) logged(next http.Handler) http.Handler {
 		if in.note != "" {
 			attrs = append(attrs, "note", in.note)
 		}
+		// A 503 is back-pressure (a full backlog, a stop) the sender retries; other 5xx are faults.
 		level := slog.LevelInfo
-		if status >= 500 {
+		switch {
+		case status >= 500 && status != http.StatusServiceUnavailable:
 			level = slog.LevelError
-		} else if status >= 400 {
+		case status >= 400:
 			level = slog.LevelWarn
 		}
 		s.log.Log(r.Context(), level, "http request", attrs...)
