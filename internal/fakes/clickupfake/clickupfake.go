@@ -86,19 +86,19 @@ type Server struct {
 	t         testing.TB
 	validator *Validator
 
-	mu          sync.Mutex
-	tasks       map[string]*Task
-	order       []string
-	next        int
-	calls       []Call
-	faults      []*Fault
-	plan        *faults.Plan
-	throttle    int
-	throttleAt  time.Time
-	windowStart time.Time
-	windowUsed  int
-	violations  []string
-	latency     time.Duration
+	mu            sync.Mutex
+	tasks         map[string]*Task
+	order         []string
+	next          int
+	calls         []Call
+	faults        []*Fault
+	faults.Switch // SetFaults: fail a seeded fraction of the calls that pass authentication, limits and validation
+	throttle      int
+	throttleAt    time.Time
+	windowStart   time.Time
+	windowUsed    int
+	violations    []string
+	latency       time.Duration
 	// ExpectViolations stops spec violations from failing the test (for tests of the validation itself).
 	ExpectViolations bool
 }
@@ -126,7 +126,7 @@ func New(t testing.TB) *Server {
 	mux.HandleFunc("POST /api/v2/list/{id}/task", s.createTask)
 	// The fault plan sits behind authentication, limits and validation, as a failing ClickUp
 	// back end would: refusals are answered first, then a valid call may fail.
-	s.Server = httptest.NewServer(s.middleware(faults.Wrap(mux, s.faultPlan, func(w http.ResponseWriter, status int) {
+	s.Server = httptest.NewServer(s.middleware(faults.Wrap(mux, s.Plan, func(w http.ResponseWriter, status int) {
 		writeErr(w, status, http.StatusText(status), "FAKE_INJECTED")
 	})))
 	t.Cleanup(s.Close)
@@ -192,20 +192,6 @@ func (s *Server) Inject(f Fault) {
 		f.Times = 1
 	}
 	s.faults = append(s.faults, &f)
-}
-
-// SetFaults fails a seeded fraction of the calls that pass authentication, limits and validation
-// in every way (see package faults); nil for none.
-func (s *Server) SetFaults(p *faults.Plan) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.plan = p
-}
-
-func (s *Server) faultPlan() *faults.Plan {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.plan
 }
 
 // SetLimit changes the requests allowed per minute window while the fake serves.

@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -219,6 +220,16 @@ func Abort(w http.ResponseWriter) {
 	// The server closes the connection without an answer (HTTP/2: resets the stream).
 	panic(http.ErrAbortHandler)
 }
+
+// Switch holds a fake's plan, which a test may change while the fake serves. Embedded in a fake, it
+// gives the fake its SetFaults; pass its Plan to Wrap.
+type Switch struct{ p atomic.Pointer[Plan] }
+
+// SetFaults fails a seeded fraction of the fake's calls in every way (see Plan); nil for none.
+func (s *Switch) SetFaults(p *Plan) { s.p.Store(p) }
+
+// Plan is the plan in force (nil: none).
+func (s *Switch) Plan() *Plan { return s.p.Load() }
 
 // ErrorBody writes a failing call's answer; nil means Wrap's plain-text default.
 type ErrorBody func(w http.ResponseWriter, status int)

@@ -58,30 +58,16 @@ type Server struct {
 	// ExpiresIn is the token lifetime announced, in seconds (Microsoft: about 3600).
 	ExpiresIn int
 
-	mu        sync.Mutex
-	issued    map[string]string // access token → scope
-	n         int
-	tokenReqs []TokenRequest
-	mails     []Mail
-	sends     int
-	throttle  []int // statuses to answer the next sendMail calls with
-	retryAft  int
-	retryAt   time.Time // when set, Retry-After is this HTTP-date instead of retryAft seconds
-	plan      *faults.Plan
-}
-
-// SetFaults fails a seeded fraction of all calls, token and sendMail, in every way (see package
-// faults); nil for none.
-func (s *Server) SetFaults(p *faults.Plan) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.plan = p
-}
-
-func (s *Server) faultPlan() *faults.Plan {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.plan
+	mu            sync.Mutex
+	issued        map[string]string // access token → scope
+	n             int
+	tokenReqs     []TokenRequest
+	mails         []Mail
+	sends         int
+	throttle      []int // statuses to answer the next sendMail calls with
+	retryAft      int
+	retryAt       time.Time // when set, Retry-After is this HTTP-date instead of retryAft seconds
+	faults.Switch           // SetFaults: fail a seeded fraction of the calls in every way
 }
 
 // New starts the fake and stops it with the test.
@@ -90,7 +76,7 @@ func New(t testing.TB) *Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /{tenant}/oauth2/v2.0/token", s.token)
 	mux.HandleFunc("POST /v1.0/users/{sender}/sendMail", s.sendMail)
-	s.Server = httptest.NewServer(faults.Wrap(mux, s.faultPlan, func(w http.ResponseWriter, status int) {
+	s.Server = httptest.NewServer(faults.Wrap(mux, s.Plan, func(w http.ResponseWriter, status int) {
 		graphError(w, status, "ServiceUnavailable", "The service is temporarily unavailable.")
 	}))
 	t.Cleanup(s.Close)

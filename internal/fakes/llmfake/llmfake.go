@@ -53,24 +53,11 @@ type Server struct {
 	*httptest.Server
 	key string
 
-	mu    sync.Mutex
-	b     Behavior
-	calls []Call
-	seq   int
-	plan  *faults.Plan
-}
-
-// SetFaults fails a seeded fraction of all calls in every way (see package faults); nil for none.
-func (s *Server) SetFaults(p *faults.Plan) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.plan = p
-}
-
-func (s *Server) faultPlan() *faults.Plan {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.plan
+	mu            sync.Mutex
+	b             Behavior
+	calls         []Call
+	seq           int
+	faults.Switch // SetFaults: fail a seeded fraction of the calls in every way
 }
 
 // New starts a server that accepts key as its Bearer token; an empty key accepts any request, like a
@@ -87,7 +74,7 @@ func New(key string) *Server {
 		writeError(w, http.StatusNotFound, "invalid_request_error", "unknown_url",
 			fmt.Sprintf("Invalid URL (%s %s)", r.Method, r.URL.Path))
 	})
-	s.Server = httptest.NewServer(faults.Wrap(mux, s.faultPlan, func(w http.ResponseWriter, status int) {
+	s.Server = httptest.NewServer(faults.Wrap(mux, s.Plan, func(w http.ResponseWriter, status int) {
 		writeError(w, status, "server_error", "", "The server had an error while processing your request. Sorry about that!")
 	}))
 	return s
