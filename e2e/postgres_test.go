@@ -25,7 +25,9 @@ import (
 // are per machine) and are SUPPORT requests (no subtask).
 func TestTwoDaemonsOnePostgres(t *testing.T) {
 	t.Run("hubspot", func(t *testing.T) {
-		hs := hubspotfake.New(hubspotfake.Options{Latency: 15 * time.Millisecond})
+		// The real time: a resumed run looks for what it may have created since its run began,
+		// which the daemon stamps with the machine's clock.
+		hs := hubspotfake.New(hubspotfake.Options{Latency: 15 * time.Millisecond, Clock: hubspotfake.NewRealClock()})
 		defer hs.Close()
 		twoDaemons(t, []string{"HUBSPOT_API_KEY=" + hs.Options().Token, "HUBSPOT_BASE_URL=" + hs.URL, "HUBSPOT_HUB_ID=12345", "HUBSPOT_RATE_LIMIT=10000"},
 			func(*sql.DB) (map[string][]string, []string) {

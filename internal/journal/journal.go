@@ -38,6 +38,8 @@ type Journal struct {
 	lockDir string // SQLite: the owner and per-contact lock files; "" on PostgreSQL
 	owner   string
 	ownerFL *fileLock // held for the journal's lifetime: others test it to know this owner lives
+	// contacts: SQLite's per-contact locks across processes (PostgreSQL: advisory locks).
+	contacts *contactLocks
 	// lease and clock are set by tests while the renewer runs.
 	settings sync.RWMutex
 	lease    time.Duration
@@ -96,8 +98,8 @@ var migrations = []string{
 	CREATE INDEX requests_owner ON requests(owner) WHERE owner <> '';`,
 }
 
-// Open opens the journal in db (see package sqlite) and keeps its lock files in lockDir: one per
-// contact while its lock is held, and this journal's owner file. Close releases them.
+// Open opens the journal in db (see package sqlite) and keeps its lock files in lockDir: this
+// journal's owner file and the contacts' locks (contactLocks). Close releases them.
 func Open(ctx context.Context, db *sql.DB, lockDir string) (*Journal, error) {
 	if err := sqlite.Migrate(ctx, db, "journal", migrations); err != nil {
 		return nil, err
@@ -112,8 +114,13 @@ func Open(ctx context.Context, db *sql.DB, lockDir string) (*Journal, error) {
 	if err != nil || fl == nil {
 		return nil, fmt.Errorf("journal: take the owner lock: %w", errors.Join(err, errors.New("lock busy")))
 	}
-	j := &Journal{db: newStore(db, false), lockDir: lockDir, owner: owner, ownerFL: fl, lease: DefaultLease, clock: time.Now,
-		inflight: map[string]*keyLock{}, stop: make(chan struct{}), done: make(chan struct{})}
+	contacts, err := openContactLocks(lockDir)
+	if err != nil {
+		fl.release()
+		return nil, fmt.Errorf("journal: open the contact locks: %w", err)
+	}
+	j := &Journal{db: newStore(db, false), lockDir: lockDir, owner: owner, ownerFL: fl, contacts: contacts, lease: DefaultLease,
+		clock: time.Now, inflight: map[string]*keyLock{}, stop: make(chan struct{}), done: make(chan struct{})}
 	go j.renew()
 	return j, nil
 }
@@ -194,6 +201,9 @@ func (j *Journal) Close() error {
 		WHERE owner = ? AND status IN (?, ?)`, j.owner, chain.StatusQueued, chain.StatusRunning)
 	if j.ownerFL != nil {
 		j.ownerFL.release()
+	}
+	if j.contacts != nil {
+		j.contacts.close()
 	}
 	if err != nil {
 		return fmt.Errorf("journal: release runs: %w", err)
@@ -318,10 +328,7 @@ func (j *Journal) Lock(ctx context.Context, name string) (func(), error) {
 	if j.db.pg {
 		unlock, err = j.advisoryLock(ctx, sum)
 	} else {
-		var fl *fileLock
-		if fl, err = lockFile(ctx, filepath.Join(j.lockDir, id+".lock")); err == nil {
-			unlock = fl.release
-		}
+		unlock, err = j.contacts.lock(ctx, sum)
 	}
 	if err != nil {
 		<-kl.ch

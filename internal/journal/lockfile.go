@@ -10,6 +10,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// contactLockFile holds the contacts' byte-range locks where the system has them (Linux).
+const contactLockFile = "contacts.lock"
+
 // fileLock is an exclusive flock(2) on a file that exists only while it is held: release removes
 // the file before unlocking, and whoever locked the old file meanwhile sees that its path is gone
 // (or is another file) and tries again. So no lock file is left behind, and two holders never
@@ -40,18 +43,18 @@ func tryLockFile(path string) (*fileLock, error) {
 	}
 }
 
-// lockFile waits for the lock until ctx ends, polling (waiters across processes are rare: the
-// daemon and a command run by hand on the same contact).
-func lockFile(ctx context.Context, path string) (*fileLock, error) {
+// poll calls try until it takes its lock, fails, or ctx ends, waiting 1 ms, then twice as long
+// each time up to 50 ms (waiters across processes are rare: the daemon and a command run by hand
+// on the same contact).
+func poll(ctx context.Context, try func() (bool, error)) error {
 	wait := time.Millisecond
 	for {
-		fl, err := tryLockFile(path)
-		if err != nil || fl != nil {
-			return fl, err
+		if ok, err := try(); err != nil || ok {
+			return err
 		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return ctx.Err()
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, 50*time.Millisecond)
