@@ -29,7 +29,7 @@ func openContactLocks(dir string) (*contactLocks, error) {
 	return &contactLocks{f: f}, nil
 }
 
-// lock waits for the contact's lock until ctx ends, polling as lockFile does.
+// lock waits for the contact's lock until ctx ends (see poll).
 func (c *contactLocks) lock(ctx context.Context, sum [32]byte) (func(), error) {
 	lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart, Start: int64(binary.BigEndian.Uint64(sum[:8]) >> 2), Len: 1}
 	err := poll(ctx, func() (bool, error) {
