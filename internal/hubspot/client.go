@@ -16,8 +16,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/figurative/figsupport/internal/backoff"
 	"github.com/figurative/figsupport/internal/rest"
 )
@@ -153,8 +151,8 @@ const (
 // client-side limits and whose CheckResponse decodes HubSpot's error bodies into *APIError.
 type Client struct {
 	api    rest.Client
-	all    *rate.Limiter
-	search *rate.Limiter
+	all    *window
+	search *window
 }
 
 // NewClient builds a client; the token is never put in an error.
@@ -198,8 +196,8 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 		ua = "figsupport"
 	}
 	c := &Client{
-		all:    newLimiter(cfg.RequestsPer10s, 10*time.Second),
-		search: newLimiter(cfg.SearchPerSecond, time.Second),
+		all:    newWindow(cfg.RequestsPer10s, 10*time.Second),
+		search: newWindow(cfg.SearchPerSecond, time.Second),
 	}
 	token := cfg.Token
 	c.api = rest.Client{
@@ -228,17 +226,6 @@ func (c *Client) wait(ctx context.Context, req *rest.Request) error {
 		}
 	}
 	return nil
-}
-
-// newLimiter allows at most n events in any window: a token bucket whose burst plus refill over one
-// window equals n (a plain n/window rate with burst b would allow n+b in a rolling window).
-func newLimiter(n int, window time.Duration) *rate.Limiter {
-	burst := max(1, n/10)
-	if n <= 1 {
-		return rate.NewLimiter(rate.Every(window), 1)
-	}
-	refill := n - burst
-	return rate.NewLimiter(rate.Limit(float64(refill)/window.Seconds()), burst)
 }
 
 // errorBody is HubSpot's error shape; 429s use errorType and policyName.
