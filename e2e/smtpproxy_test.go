@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bufio"
+	"maps"
 	"net"
 	"strings"
 	"sync"
@@ -52,11 +53,7 @@ func (p *smtpProxy) addr() string { return p.ln.Addr().String() }
 func (p *smtpProxy) Lost() map[string]int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := make(map[string]int, len(p.lost))
-	for k, v := range p.lost {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(p.lost)
 }
 
 func (p *smtpProxy) close() {

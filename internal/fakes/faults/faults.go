@@ -14,6 +14,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -143,11 +144,7 @@ func (p *Plan) Lag() time.Duration {
 func (p *Plan) Counts() map[Kind]int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := make(map[Kind]int, len(p.counts))
-	for k, n := range p.counts {
-		out[k] = n
-	}
-	return out
+	return maps.Clone(p.counts)
 }
 
 // Calls is how many calls the plan decided.
