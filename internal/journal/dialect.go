@@ -21,16 +21,15 @@ type store struct {
 }
 
 func newStore(db *sql.DB, pg bool) store {
-	return store{DB: db, pg: pg, stmts: &stmtCache{m: map[string]*sql.Stmt{}, pending: map[string]bool{}}}
+	return store{DB: db, pg: pg, stmts: &stmtCache{m: map[string]*sql.Stmt{}}}
 }
 
 // stmtCache holds the prepared statements by their SQL. The journal's statements are a fixed set
 // (the IN lists vary with a few status filters); past maxStmts, what is new runs unprepared.
 type stmtCache struct {
-	mu      sync.Mutex
-	m       map[string]*sql.Stmt
-	pending map[string]bool // being prepared for a transaction, in the background
-	closed  bool
+	mu     sync.Mutex
+	m      map[string]*sql.Stmt
+	closed bool
 }
 
 const maxStmts = 256
@@ -47,7 +46,6 @@ func (c *stmtCache) get(query string) (*sql.Stmt, bool) {
 func (c *stmtCache) put(query string, st *sql.Stmt) *sql.Stmt {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.pending, query)
 	if old, ok := c.m[query]; ok || c.closed {
 		st.Close()
 		return old
@@ -57,8 +55,7 @@ func (c *stmtCache) put(query string, st *sql.Stmt) *sql.Stmt {
 }
 
 // stmt is query's prepared statement, prepared now when it is not yet (on a connection of the
-// pool: never from inside a transaction, see storeTx.stmt); nil when it cannot be, and the call
-// then runs the query itself.
+// pool, no lock held); nil when it cannot be, and the call then runs the query itself.
 func (s store) stmt(ctx context.Context, query string) *sql.Stmt {
 	if s.stmts == nil {
 		return nil
@@ -132,68 +129,24 @@ func (s store) forUpdate() string {
 	return ""
 }
 
+// storeTx runs a transaction's statements unprepared: the few transactions (Begin, a Record that
+// finds its key, SetTicket) are not worth a statement copied onto their connection, and preparing
+// one on the pool from inside a transaction would wait for a second connection.
 type storeTx struct {
 	*sql.Tx
 	s store
 }
 
-// stmt is the transaction's copy of query's prepared statement (database/sql reuses the one
-// prepared on the transaction's connection, and prepares it there the first time), or nil when
-// query has none yet. Preparing it on the pool from inside a transaction would wait for a second
-// connection, which transactions holding every connection of the pool never free: it is prepared
-// in the background, and this transaction runs the query unprepared.
-func (t storeTx) stmt(ctx context.Context, query string) *sql.Stmt {
-	c := t.s.stmts
-	if c == nil {
-		return nil
-	}
-	if st, done := c.get(query); done {
-		if st == nil {
-			return nil
-		}
-		return t.Tx.StmtContext(ctx, st)
-	}
-	c.mu.Lock()
-	start := !c.pending[query]
-	c.pending[query] = true
-	c.mu.Unlock()
-	if start {
-		// Ends once a connection is free and the statement prepared (or the database closed).
-		go func() {
-			if st, err := t.s.DB.PrepareContext(context.Background(), query); err == nil {
-				c.put(query, st)
-			} else {
-				c.mu.Lock()
-				delete(c.pending, query)
-				c.mu.Unlock()
-			}
-		}()
-	}
-	return nil
-}
-
 func (t storeTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	query = t.s.q(query)
-	if st := t.stmt(ctx, query); st != nil {
-		return st.ExecContext(ctx, args...)
-	}
-	return t.Tx.ExecContext(ctx, query, args...)
+	return t.Tx.ExecContext(ctx, t.s.q(query), args...)
 }
 
 func (t storeTx) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	query = t.s.q(query)
-	if st := t.stmt(ctx, query); st != nil {
-		return st.QueryContext(ctx, args...)
-	}
-	return t.Tx.QueryContext(ctx, query, args...)
+	return t.Tx.QueryContext(ctx, t.s.q(query), args...)
 }
 
 func (t storeTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	query = t.s.q(query)
-	if st := t.stmt(ctx, query); st != nil {
-		return st.QueryRowContext(ctx, args...)
-	}
-	return t.Tx.QueryRowContext(ctx, query, args...)
+	return t.Tx.QueryRowContext(ctx, t.s.q(query), args...)
 }
 
 // pgMigrations are the journal's tables on PostgreSQL: the SQLite ones in PostgreSQL's types
