@@ -286,10 +286,19 @@ func (s *SMTP) session(ctx context.Context, auth bool, fn func(*smtp.Client) err
 	return nil
 }
 
-// ctxErr prefers the context's error to the closed-connection error it caused.
+// ctxErr prefers the context's error to the closed-connection or timeout error it caused.
 func ctxErr(ctx context.Context, err error) error {
-	if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
-		return fmt.Errorf("%w (%v)", ctx.Err(), err)
+	cerr := ctx.Err()
+	if cerr == nil {
+		// The connection's deadline is the context's: a timeout at it is the context's deadline,
+		// though the context's own timer may not have fired yet.
+		var ne net.Error
+		if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) && errors.As(err, &ne) && ne.Timeout() {
+			cerr = context.DeadlineExceeded
+		}
+	}
+	if cerr != nil && !errors.Is(err, cerr) {
+		return fmt.Errorf("%w (%v)", cerr, err)
 	}
 	return err
 }
