@@ -85,14 +85,7 @@ func newGraph(c Config) (*graphSource, error) {
 		rejected: c.RejectedFolder, tokens: t}
 	g.api = rest.Client{
 		Service: "graph", BaseURL: base, HTTP: hc, Retry: retry,
-		Authorize: func(ctx context.Context, r *http.Request) error {
-			tok, err := g.tokens.Token(ctx)
-			if err != nil {
-				return err
-			}
-			r.Header.Set("Authorization", "Bearer "+tok)
-			return nil
-		},
+		Authorize:     t.Authorize,
 		CheckResponse: checkGraph,
 		Sleep:         c.Sleep,
 	}

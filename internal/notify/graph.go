@@ -63,14 +63,7 @@ func NewGraph(cfg GraphConfig, oauth OAuthConfig) (*Graph, error) {
 	g := &Graph{sender: strings.TrimSpace(cfg.Sender), tokens: t, sleep: backoff.Sleep}
 	g.api = rest.Client{
 		Service: "graph", BaseURL: base, HTTP: hc, Retry: policy(cfg.Retry),
-		Authorize: func(ctx context.Context, r *http.Request) error {
-			tok, err := g.tokens.Token(ctx)
-			if err != nil {
-				return err
-			}
-			r.Header.Set("Authorization", "Bearer "+tok)
-			return nil
-		},
+		Authorize:     t.Authorize,
 		CheckResponse: checkGraph,
 		Sleep:         func(ctx context.Context, d time.Duration) error { return g.sleep(ctx, d) },
 		Retries:       cfg.Retries,

@@ -101,6 +101,16 @@ func (t *TokenSource) Token(ctx context.Context) (string, error) {
 	}
 }
 
+// Authorize sets r's bearer token: the rest core's Authorize hook, called for each attempt.
+func (t *TokenSource) Authorize(ctx context.Context, r *http.Request) error {
+	tok, err := t.Token(ctx)
+	if err != nil {
+		return err
+	}
+	r.Header.Set("Authorization", "Bearer "+tok)
+	return nil
+}
+
 // Error is the token endpoint refusing the request: Entra's error code and the first line of its
 // description (AADSTS…), which say what to fix, and never the request.
 type Error struct {
