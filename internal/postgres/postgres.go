@@ -17,6 +17,8 @@ import (
 	// pgx is the maintained PostgreSQL driver for Go; its stdlib package plugs it into
 	// database/sql, so the journal's SQL is shared with SQLite's.
 	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/figurative/figsupport/internal/migrate"
 )
 
 // IsURL reports whether a FIGSUPPORT_DATABASE_URL value names PostgreSQL.
@@ -115,25 +117,8 @@ func Migrate(ctx context.Context, db *sql.DB, component string, steps []string) 
 		version   INTEGER NOT NULL)`); err != nil {
 		return fmt.Errorf("migrate %s: %w", component, err)
 	}
-	var v int
-	err = tx.QueryRowContext(ctx, `SELECT version FROM schema_migrations WHERE component = $1`, component).Scan(&v)
-	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("migrate %s: %w", component, err)
-	}
-	if v > len(steps) {
-		return fmt.Errorf("migrate %s: database schema version %d is newer than this binary's %d", component, v, len(steps))
-	}
-	if v == len(steps) {
-		return nil
-	}
-	for i := v; i < len(steps); i++ {
-		if _, err := tx.ExecContext(ctx, steps[i]); err != nil {
-			return fmt.Errorf("migrate %s to version %d: %w", component, i+1, err)
-		}
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations(component, version) VALUES($1, $2)
-		ON CONFLICT(component) DO UPDATE SET version = excluded.version`, component, len(steps)); err != nil {
-		return fmt.Errorf("migrate %s: %w", component, err)
+	if wrote, err := migrate.Apply(ctx, tx, component, steps, Rebind); err != nil || !wrote {
+		return err
 	}
 	return tx.Commit()
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/figurative/figsupport/internal/migrate"
 )
 
 // Open opens (creating if needed) the database at path: WAL so readers never block the writer,
@@ -67,34 +69,16 @@ const (
 	sqliteBusy  = 5                // SQLITE_BUSY, the primary code of its extended ones
 )
 
-// Migrate applies the steps of component that are not applied yet, each in its own transaction;
-// steps are append-only: never edit one that has shipped.
+// Migrate applies the steps of component that are not applied yet, in one transaction (see
+// migrate.Apply).
 func Migrate(ctx context.Context, db *sql.DB, component string, steps []string) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("migrate %s: %w", component, err)
 	}
 	defer tx.Rollback()
-	var v int
-	err = tx.QueryRowContext(ctx, `SELECT version FROM schema_migrations WHERE component = ?`, component).Scan(&v)
-	if err != nil && err != sql.ErrNoRows {
-		return fmt.Errorf("migrate %s: %w", component, err)
-	}
-	if v > len(steps) {
-		return fmt.Errorf("migrate %s: database schema version %d is newer than this binary's %d", component, v, len(steps))
-	}
-	if v == len(steps) {
-		// Up to date: nothing is written, so a database opened read-only (dry runs) opens too.
-		return nil
-	}
-	for i := v; i < len(steps); i++ {
-		if _, err := tx.ExecContext(ctx, steps[i]); err != nil {
-			return fmt.Errorf("migrate %s to version %d: %w", component, i+1, err)
-		}
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations(component, version) VALUES(?, ?)
-		ON CONFLICT(component) DO UPDATE SET version = excluded.version`, component, len(steps)); err != nil {
-		return fmt.Errorf("migrate %s: %w", component, err)
+	if wrote, err := migrate.Apply(ctx, tx, component, steps, nil); err != nil || !wrote {
+		return err
 	}
 	return tx.Commit()
 }
