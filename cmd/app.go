@@ -232,15 +232,24 @@ func (a *app) openSQLite(ctx context.Context, lockDir, backend string) error {
 	if err != nil {
 		return err
 	}
-	a.closers = append(a.closers, func() { a.journal.Close() })
-	a.journal.SetLease(a.s.lease)
+	return a.adopt(ctx, local.Open, backend)
+}
+
+// adopt keeps a.journal open until Close with the configured lease, opens the embedded CRM and
+// tracker in a.db with openLocal, and declares the journal's part.
+func (a *app) adopt(ctx context.Context, openLocal func(context.Context, *sql.DB, local.Config) (*local.Store, error), backend string) error {
+	j := a.journal
+	a.closers = append(a.closers, func() { j.Close() })
+	j.SetLease(a.s.lease)
 	v := a.g.Values
-	if a.local, err = local.Open(ctx, a.db, local.Config{
+	l, err := openLocal(ctx, a.db, local.Config{
 		StageNew: v.String("HUBSPOT_STAGE_NEW"), StageClosed: v.String("HUBSPOT_STAGE_CLOSED"), Pipeline: v.String("HUBSPOT_PIPELINE_ID"),
-	}); err != nil {
+	})
+	if err != nil {
 		return err
 	}
-	a.closers = append(a.closers, func() { a.local.Close() })
+	a.local = l
+	a.closers = append(a.closers, func() { l.Close() })
 	a.parts = append(a.parts, part{role: "journal", backend: backend, target: a.dbFile, check: a.journalCheck})
 	return nil
 }
@@ -283,17 +292,7 @@ func (a *app) openPostgres(ctx context.Context, url string) error {
 	if err != nil {
 		return err
 	}
-	a.closers = append(a.closers, func() { a.journal.Close() })
-	a.journal.SetLease(a.s.lease)
-	v := a.g.Values
-	if a.local, err = local.OpenPostgres(ctx, a.db, local.Config{
-		StageNew: v.String("HUBSPOT_STAGE_NEW"), StageClosed: v.String("HUBSPOT_STAGE_CLOSED"), Pipeline: v.String("HUBSPOT_PIPELINE_ID"),
-	}); err != nil {
-		return err
-	}
-	a.closers = append(a.closers, func() { a.local.Close() })
-	a.parts = append(a.parts, part{role: "journal", backend: "postgres", target: a.dbFile, check: a.journalCheck})
-	return nil
+	return a.adopt(ctx, local.OpenPostgres, "postgres")
 }
 
 func (a *app) Close() {
