@@ -567,12 +567,9 @@ func parseID(s string) (int64, error) {
 // attempts. A sweep that asks for a page of Pending could otherwise see only such runs, as many as
 // the page is long, and never reach a retryable one behind them.
 func (j *Journal) Runnable(ctx context.Context, limit, maxAttempts int) ([]*chain.Run, error) {
-	perm := chain.PermanentFailures
-	q := selectRun + ` WHERE archived = 0 AND (status IN (?, ?) OR status IN (?, ?) AND failure NOT IN (?` + strings.Repeat(`, ?`, len(perm)-1) + `)`
-	args := []any{chain.StatusQueued, chain.StatusRunning, chain.StatusFailed, chain.StatusIncomplete}
-	for _, f := range perm {
-		args = append(args, string(f))
-	}
+	cond, args := notPermanent()
+	q := selectRun + ` WHERE archived = 0 AND (status IN (?, ?) OR status IN (?, ?) AND ` + cond
+	args = append([]any{chain.StatusQueued, chain.StatusRunning, chain.StatusFailed, chain.StatusIncomplete}, args...)
 	if maxAttempts > 0 {
 		q += ` AND attempts < ?`
 		args = append(args, maxAttempts)
@@ -586,7 +583,7 @@ func (j *Journal) List(ctx context.Context, statuses []string, limit int) ([]*ch
 	q := selectRun
 	var args []any
 	if len(statuses) > 0 {
-		q += ` WHERE status IN (?` + strings.Repeat(`, ?`, len(statuses)-1) + `)`
+		q += ` WHERE status IN (` + marks(len(statuses)) + `)`
 		for _, s := range statuses {
 			args = append(args, s)
 		}
@@ -648,14 +645,23 @@ func (j *Journal) TicketRuns(ctx context.Context, ticketID string) ([]*chain.Run
 // ContactRuns lists the contact's unfinished current runs that may still be retried, oldest
 // first, with their steps. It reads through the status index: unfinished runs are few.
 func (j *Journal) ContactRuns(ctx context.Context, email string) ([]*chain.Run, error) {
-	perm := chain.PermanentFailures
-	args := []any{chain.StatusQueued, chain.StatusRunning, chain.StatusFailed, chain.StatusIncomplete, email}
-	for _, f := range perm {
-		args = append(args, string(f))
-	}
-	return j.queryWithSteps(ctx, selectRun+` WHERE status IN (?, ?, ?, ?) AND email = ? AND archived = 0
-		AND failure NOT IN (?`+strings.Repeat(`, ?`, len(perm)-1)+`) ORDER BY id`, args...)
+	cond, args := notPermanent()
+	args = append([]any{chain.StatusQueued, chain.StatusRunning, chain.StatusFailed, chain.StatusIncomplete, email}, args...)
+	return j.queryWithSteps(ctx, selectRun+` WHERE status IN (?, ?, ?, ?) AND email = ? AND archived = 0 AND `+cond+` ORDER BY id`, args...)
 }
+
+// notPermanent is the condition that leaves out the runs failed for good (chain.PermanentFailures),
+// with its arguments.
+func notPermanent() (string, []any) {
+	args := make([]any, len(chain.PermanentFailures))
+	for i, f := range chain.PermanentFailures {
+		args[i] = string(f)
+	}
+	return `failure NOT IN (` + marks(len(args)) + `)`, args
+}
+
+// marks is n placeholders, comma-separated.
+func marks(n int) string { return strings.TrimSuffix(strings.Repeat("?, ", n), ", ") }
 
 func (j *Journal) queryWithSteps(ctx context.Context, q string, args ...any) ([]*chain.Run, error) {
 	runs, err := j.query(ctx, q, args...)
