@@ -398,16 +398,10 @@ func (pl *Pool) sweepOnce() time.Duration {
 	return wait
 }
 
-// Sweep claims the journal's due runs that the pool does not hold yet, while the backlog has
-// room, and queues them; it says how many. A contact whose earliest unfinished run another
-// process holds is left to that process, so that a contact's requests keep their order across
-// processes.
-func (pl *Pool) Sweep(ctx context.Context) (int, error) {
-	n, _, err := pl.sweep(ctx)
-	return n, err
-}
-
-// sweep is Sweep; next is when the soonest run that is not due yet becomes due (zero: none).
+// sweep claims the journal's due runs that the pool does not hold yet, while the backlog has room,
+// and queues them; it says how many, and when the soonest run that is not due yet becomes due
+// (zero: none). A contact whose earliest unfinished run another process holds is left to that
+// process, so that a contact's requests keep their order across processes.
 func (pl *Pool) sweep(ctx context.Context) (n int, next time.Time, err error) {
 	runs, err := pl.j.Runnable(ctx, pl.cfg.MaxBacklog, pl.cfg.Policy.MaxAttempts)
 	if err != nil {

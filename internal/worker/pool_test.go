@@ -304,17 +304,17 @@ func TestSweep(t *testing.T) {
 			}
 			resumed = append(resumed, o.Request.UserEmail)
 		}})
-	n, err := pl.Sweep(ctx)
+	n, _, err := pl.sweep(ctx)
 	if err != nil || n != 1 {
 		t.Fatalf("first sweep queued %d, %v; want the orphan only", n, err)
 	}
 	waitFor(t, "the orphan", func() bool { return pl.Depth() == 0 })
 	now = now.Add(time.Minute)
-	if n, err := pl.Sweep(ctx); err != nil || n != 1 {
+	if n, _, err := pl.sweep(ctx); err != nil || n != 1 {
 		t.Fatalf("second sweep queued %d, %v; want the temporary failure", n, err)
 	}
 	waitFor(t, "the failure", func() bool { return pl.Depth() == 0 })
-	if n, err := pl.Sweep(ctx); err != nil || n != 0 {
+	if n, _, err := pl.sweep(ctx); err != nil || n != 0 {
 		t.Fatalf("third sweep queued %d, %v; want nothing (the permanent failure waits for a person)", n, err)
 	}
 	mu.Lock()
