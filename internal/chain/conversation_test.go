@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -402,5 +403,44 @@ func TestAcknowledgement(t *testing.T) {
 	process(t, h, chaintest.Request(t, "no-reply@shop.example", "Commande", t0))
 	if n := len(acks.sent); n != 4 {
 		t.Errorf("an automated address was acknowledged (%d)", n)
+	}
+}
+
+// failUpdateCRM refuses ticket updates while down, as a 503 does.
+type failUpdateCRM struct {
+	chain.CRM
+	down atomic.Bool
+}
+
+func (f *failUpdateCRM) UpdateTicket(ctx context.Context, id string, u chain.TicketUpdate) error {
+	if f.down.Load() {
+		return errors.New("hubspot: 503 Service Unavailable")
+	}
+	return f.CRM.UpdateTicket(ctx, id, u)
+}
+
+// A notification under way is not cut off when a step beside it fails: an e-mail has no
+// idempotency, and one cut after the server stored it would be sent again by the retry.
+func TestNotificationOutlivesAFailingSibling(t *testing.T) {
+	ctx := context.Background()
+	base := chaintest.New(t, chaintest.Options{})
+	crm := &failUpdateCRM{CRM: base.Local}
+	h := chaintest.New(t, chaintest.Options{CRM: crm, Dir: base.Dir})
+	process(t, h, chaintest.Request(t, "client@example.com", "Bonjour", t0))
+	crm.down.Store(true)
+	h.Notifier.Delay = 100 * time.Millisecond
+	follow := chaintest.Request(t, "client@example.com", "Encore moi", t0.Add(time.Hour))
+	if _, err := h.Chain.Process(ctx, follow, chain.RunOptions{}); err == nil {
+		t.Fatal("want the follow-up to fail at the ticket's update")
+	}
+	if n := h.Notifier.Count(); n != 2 {
+		t.Fatalf("%d notifications after the failed follow-up, want 2: its own was cut off", n)
+	}
+	crm.down.Store(false)
+	if resp := process(t, h, follow); resp.Status != payload.StatusUpdated {
+		t.Fatalf("retried follow-up: %+v", resp)
+	}
+	if n := h.Notifier.Count(); n != 2 {
+		t.Errorf("%d notifications after the retry, want 2 (the follow-up's not sent again)", n)
 	}
 }

@@ -420,11 +420,12 @@ func (r *runner) newTicket(ctx context.Context, t threadStep, cls Classification
 		case <-gctx.Done():
 			return nil
 		}
-		r.notify(gctx, cls, t, sub, files)
+		// The run's context, not the group's: see notify.
+		r.notify(ctx, cls, t, sub, files)
 		return nil
 	})
 	g.Go(func() error {
-		r.acknowledge(gctx, t)
+		r.acknowledge(ctx, t)
 		return nil
 	})
 	return sub, g.Wait()
@@ -504,7 +505,7 @@ func (r *runner) followUp(ctx context.Context, t threadStep, contact Contact, cl
 		})
 	}
 	g.Go(func() error {
-		r.notify(gctx, cls, t, sub, files)
+		r.notify(ctx, cls, t, sub, files) // the run's context, not the group's: see notify
 		return nil
 	})
 	return sub, g.Wait()
@@ -512,6 +513,9 @@ func (r *runner) followUp(ctx context.Context, t threadStep, contact Contact, cl
 
 // notify tells the admin. Its Message-ID is derived from the request's key, so a repeat after a
 // lost answer is recognisable, and it is remembered with the ticket so that a reply to it threads.
+// It runs under the run's context, never one a failing step beside it cancels: an e-mail has no
+// idempotency, and one cut off after the server stored it would be sent again by the retry. The
+// acknowledgement likewise.
 func (r *runner) notify(ctx context.Context, cls Classification, t threadStep, sub Subtask, files []payload.StoredFile) {
 	d, req := r.c.d, r.req
 	id := r.messageID("notify")

@@ -128,10 +128,23 @@ type Notifier struct {
 	mu   sync.Mutex
 	Sent []chain.Notification
 	Fail error
+	// Delay is how long a notification takes to send; one whose context ends before is cut off
+	// and not sent, as an SMTP session closed before its DATA ends.
+	Delay time.Duration
 }
 
 // Notify records n.
-func (n *Notifier) Notify(_ context.Context, x chain.Notification) error {
+func (n *Notifier) Notify(ctx context.Context, x chain.Notification) error {
+	n.mu.Lock()
+	delay := n.Delay
+	n.mu.Unlock()
+	if delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.Fail != nil {
