@@ -173,7 +173,13 @@ func twoDaemons(t *testing.T, crm []string, collect func(*sql.DB) (map[string][]
 		t.Fatal("a finished its batch before it was killed: the test proves nothing")
 	}
 	waitAll(300, b)
-	t.Logf("%d requests left by the killed daemon finished by the other in %v", left, time.Since(killedAt).Round(time.Second))
+	took := time.Since(killedAt)
+	t.Logf("%d requests left by the killed daemon finished by the other in %v", left, took.Round(time.Second))
+	// With the default lease (a minute) the takeover could not begin before a minute: a bound far
+	// above the 5–7 s it takes shows FIGSUPPORT_LEASE reached the journal.
+	if took > 45*time.Second {
+		t.Errorf("takeover took %v: FIGSUPPORT_LEASE=3s not applied?", took.Round(time.Second))
+	}
 	if !strings.Contains(b.stderr.String(), "resuming unfinished requests") {
 		t.Errorf("b never said it resumed a's requests:\n%s", b.stderr)
 	}

@@ -1,10 +1,12 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -845,7 +847,9 @@ func TestBacklogFull(t *testing.T) {
 	small := worker.New(p, e.hs.Journal, worker.Config{Workers: 1, MaxBacklog: 2, SweepEvery: -1})
 	small.Start()
 	t.Cleanup(func() { small.Shutdown(context.Background()) })
-	srv, err := New(Config{SpoolDir: e.spool, Mode: ModeAsync, RatePerIP: -1}, e.hs.Chain, testQueue{small}, e.hs.Journal)
+	var logs bytes.Buffer
+	srv, err := New(Config{SpoolDir: e.spool, Mode: ModeAsync, RatePerIP: -1, Log: slog.New(slog.NewJSONHandler(&syncWriter{w: &logs}, nil))},
+		e.hs.Chain, testQueue{small}, e.hs.Journal)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -865,6 +869,10 @@ func TestBacklogFull(t *testing.T) {
 	}
 	if _, err := e.hs.Journal.Get(context.Background(), "b-2"); !errors.Is(err, chain.ErrRunNotFound) {
 		t.Errorf("a refused request was recorded: %v", err)
+	}
+	// Back-pressure the sender retries is a warning, not an error.
+	if line := logLine(t, logs.String(), `"status":503`); !strings.Contains(line, `"level":"WARN"`) {
+		t.Errorf("the 503 is logged as %s, want WARN", line)
 	}
 	// Refused before its body is read: an upload is not spooled for nothing.
 	for _, path := range []string{WebhookPath, EmailPath} {
@@ -960,4 +968,28 @@ func TestReplayIsCounted(t *testing.T) {
 	if fmt.Sprint(m.answers) != "[POST /webhook/request 200 POST /webhook/request 200]" {
 		t.Errorf("answers %v", m.answers)
 	}
+}
+
+// syncWriter serialises writes to w (the server logs from its handlers' goroutines).
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+// logLine is the first line of logs that holds want.
+func logLine(t *testing.T, logs, want string) string {
+	t.Helper()
+	for _, l := range strings.Split(logs, "\n") {
+		if strings.Contains(l, want) {
+			return l
+		}
+	}
+	t.Fatalf("no log line with %s in:\n%s", want, logs)
+	return ""
 }
